@@ -1,0 +1,233 @@
+// Package memnode is an in-memory Redis node that runs the lock scripts'
+// semantics in Go, with expiry driven by a clock.Clock and faults injected by
+// hand. Unit tests and simulations use it in place of a real server.
+package memnode
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/quorumlock/quorumlock/clock"
+	"github.com/quorumlock/quorumlock/pool"
+)
+
+// Node is an in-memory pool.Pool. It is safe for concurrent use.
+type Node struct {
+	addr  string
+	clock clock.Clock
+
+	mu      sync.Mutex
+	keys    map[string]entry
+	fail    error
+	delay   time.Duration
+	hang    chan struct{} // non-nil while hung; closed on Unhang
+	calls   int
+	applied int
+}
+
+type entry struct {
+	val       string
+	notString bool
+	expires   time.Time // zero: no expiry
+}
+
+var _ pool.Pool = (*Node)(nil)
+
+// New returns an empty node named addr whose keys expire by c.
+func New(addr string, c clock.Clock) *Node {
+	return &Node{addr: addr, clock: c, keys: map[string]entry{}}
+}
+
+// Addr returns the node's name.
+func (n *Node) Addr() string { return n.addr }
+
+// Fail makes every following call return err (nil heals the node).
+func (n *Node) Fail(err error) {
+	n.mu.Lock()
+	n.fail = err
+	n.mu.Unlock()
+}
+
+// Hang makes every following call block until its context ends or Unhang is
+// called: a node that accepts connections but never answers.
+func (n *Node) Hang() {
+	n.mu.Lock()
+	if n.hang == nil {
+		n.hang = make(chan struct{})
+	}
+	n.mu.Unlock()
+}
+
+// Unhang releases the calls blocked by Hang; they then run normally.
+func (n *Node) Unhang() {
+	n.mu.Lock()
+	if n.hang != nil {
+		close(n.hang)
+		n.hang = nil
+	}
+	n.mu.Unlock()
+}
+
+// SetDelay makes every call wait d on the node's clock before it runs.
+func (n *Node) SetDelay(d time.Duration) {
+	n.mu.Lock()
+	n.delay = d
+	n.mu.Unlock()
+}
+
+// Calls returns how many calls the node received, and how many of them ran.
+func (n *Node) Calls() (received, applied int) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.calls, n.applied
+}
+
+// Get returns a key's string value and remaining time to live (-1 when the
+// key has no expiry); ok is false when the key is absent or expired.
+func (n *Node) Get(key string) (val string, ttl time.Duration, ok bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	e, ok := n.lookup(key)
+	if !ok {
+		return "", 0, false
+	}
+	if e.expires.IsZero() {
+		return e.val, -1, true
+	}
+	return e.val, e.expires.Sub(n.clock.Now()), true
+}
+
+// Set writes a string key with a time to live (0: none), as SET would.
+func (n *Node) Set(key, val string, ttl time.Duration) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	e := entry{val: val}
+	if ttl > 0 {
+		e.expires = n.clock.Now().Add(ttl)
+	}
+	n.keys[key] = e
+}
+
+// SetNonString makes key hold a value of another type (as a list would).
+func (n *Node) SetNonString(key string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.keys[key] = entry{notString: true}
+}
+
+// Flush removes every key, as a restart without persistence would.
+func (n *Node) Flush() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.keys = map[string]entry{}
+}
+
+// Eval runs the semantics of the script named s.Name.
+func (n *Node) Eval(ctx context.Context, s *pool.Script, keys []string, args ...any) (any, error) {
+	n.mu.Lock()
+	n.calls++
+	fail, delay, hang := n.fail, n.delay, n.hang
+	n.mu.Unlock()
+	if hang != nil {
+		select {
+		case <-hang:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	if delay > 0 {
+		if err := clock.Sleep(ctx, n.clock, delay); err != nil {
+			return nil, err
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if fail != nil {
+		return nil, fail
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.applied++
+	return n.run(s.Name, keys, args)
+}
+
+func (n *Node) run(name string, keys []string, args []any) (any, error) {
+	if len(keys) != 1 {
+		return nil, &pool.ServerError{Msg: fmt.Sprintf("ERR script %s expects 1 key, got %d", name, len(keys))}
+	}
+	key := keys[0]
+	str := func(i int) string {
+		if i < len(args) {
+			return fmt.Sprint(args[i])
+		}
+		return ""
+	}
+	ms := func(i int) (time.Duration, error) {
+		v, err := strconv.ParseInt(str(i), 10, 64)
+		if err != nil || v <= 0 {
+			return 0, &pool.ServerError{Msg: "ERR invalid expire time"}
+		}
+		return time.Duration(v) * time.Millisecond, nil
+	}
+	wrongType := &pool.ServerError{Msg: "WRONGTYPE Operation against a key holding the wrong kind of value"}
+	e, exists := n.lookup(key)
+	switch name {
+	case "acquire":
+		ttl, err := ms(1)
+		if err != nil {
+			return nil, err
+		}
+		if !exists {
+			n.keys[key] = entry{val: str(0), expires: n.clock.Now().Add(ttl)}
+			return []any{int64(1)}, nil
+		}
+		if e.notString {
+			return nil, &pool.ServerError{Msg: "WRONGTYPE lock key holds a value that is not a string"}
+		}
+		pttl := int64(-1)
+		if !e.expires.IsZero() {
+			pttl = int64(e.expires.Sub(n.clock.Now()) / time.Millisecond)
+		}
+		return []any{int64(0), pttl}, nil
+	case "release":
+		if exists && e.notString {
+			return nil, wrongType
+		}
+		if exists && e.val == str(0) {
+			delete(n.keys, key)
+			return int64(1), nil
+		}
+		return int64(0), nil
+	case "extend":
+		ttl, err := ms(1)
+		if err != nil {
+			return nil, err
+		}
+		if exists && e.notString {
+			return nil, wrongType
+		}
+		if exists && e.val == str(0) {
+			e.expires = n.clock.Now().Add(ttl)
+			n.keys[key] = e
+			return int64(1), nil
+		}
+		return int64(0), nil
+	}
+	return nil, &pool.ServerError{Msg: "ERR unknown script " + name}
+}
+
+func (n *Node) lookup(key string) (entry, bool) {
+	e, ok := n.keys[key]
+	if !ok {
+		return entry{}, false
+	}
+	if !e.expires.IsZero() && !n.clock.Now().Before(e.expires) {
+		delete(n.keys, key)
+		return entry{}, false
+	}
+	return e, true
+}

@@ -1,0 +1,119 @@
+package pool
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"sync"
+
+	"github.com/gomodule/redigo/redis"
+)
+
+// Redigo is a Pool over a redigo *redis.Pool. Create it with New or Dial.
+type Redigo struct {
+	addr string
+	rp   *redis.Pool
+	shas sync.Map // *Script -> string (the SHA the server returned)
+}
+
+// New wraps an existing redigo pool. addr must name the node the pool dials
+// (host:port); it is how duplicate nodes are detected and how errors name the
+// node. The redigo pool's Dial must return connections that support
+// redis.ConnWithContext (redis.Dial's do).
+func New(rp *redis.Pool, addr string) (*Redigo, error) {
+	if rp == nil {
+		return nil, errors.New("pool: nil *redis.Pool")
+	}
+	norm, err := normalizeAddr(addr)
+	if err != nil {
+		return nil, err
+	}
+	return &Redigo{addr: norm, rp: rp}, nil
+}
+
+// Addr returns the node's host:port.
+func (p *Redigo) Addr() string { return p.addr }
+
+// Redis returns the underlying redigo pool.
+func (p *Redigo) Redis() *redis.Pool { return p.rp }
+
+// Close closes the underlying redigo pool.
+func (p *Redigo) Close() error { return p.rp.Close() }
+
+// Eval runs s by SHA with EVALSHA, loading it with SCRIPT LOAD the first time
+// and again whenever the node answers NOSCRIPT.
+func (p *Redigo) Eval(ctx context.Context, s *Script, keys []string, args ...any) (any, error) {
+	conn, err := p.rp.GetContext(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	sha, err := p.sha(ctx, conn, s, false)
+	if err != nil {
+		return nil, err
+	}
+	argv := make([]any, 0, 2+len(keys)+len(args))
+	argv = append(argv, sha, len(keys))
+	for _, k := range keys {
+		argv = append(argv, k)
+	}
+	argv = append(argv, args...)
+	reply, err := Do(ctx, conn, "EVALSHA", argv...)
+	if errors.Is(err, ErrNoScript) {
+		if sha, err = p.sha(ctx, conn, s, true); err != nil {
+			return nil, err
+		}
+		argv[0] = sha
+		reply, err = Do(ctx, conn, "EVALSHA", argv...)
+	}
+	return reply, err
+}
+
+func (p *Redigo) sha(ctx context.Context, conn redis.Conn, s *Script, reload bool) (string, error) {
+	if !reload {
+		if v, ok := p.shas.Load(s); ok {
+			return v.(string), nil
+		}
+	}
+	sha, err := redis.String(Do(ctx, conn, "SCRIPT", "LOAD", s.Src))
+	if err != nil {
+		return "", fmt.Errorf("loading script %s: %w", s.Name, err)
+	}
+	p.shas.Store(s, sha)
+	return sha, nil
+}
+
+// Do runs one command on conn bounded by ctx and maps Redis error replies to
+// *ServerError. Other packages of this module use it for commands that are not
+// scripts (INFO, SCAN, ...).
+func Do(ctx context.Context, conn redis.Conn, cmd string, args ...any) (any, error) {
+	reply, err := redis.DoContext(conn, ctx, cmd, args...)
+	if err != nil {
+		var re redis.Error
+		if errors.As(err, &re) {
+			return nil, &ServerError{Msg: string(re)}
+		}
+		// redigo reports the context's error when ctx ends mid-command.
+		return nil, err
+	}
+	if re, ok := reply.(redis.Error); ok {
+		return nil, &ServerError{Msg: string(re)}
+	}
+	return reply, nil
+}
+
+func normalizeAddr(addr string) (string, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", fmt.Errorf("pool: node address %q: %w", addr, err)
+	}
+	if host == "" {
+		return "", fmt.Errorf("pool: node address %q: missing host", addr)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n <= 0 || n > 65535 {
+		return "", fmt.Errorf("pool: node address %q: invalid port", addr)
+	}
+	return net.JoinHostPort(host, port), nil
+}

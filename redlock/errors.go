@@ -1,0 +1,146 @@
+package redlock
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/quorumlock/quorumlock/pool"
+)
+
+// Sentinel errors. Every error returned by this package matches at most one
+// of the first four with errors.Is; the caller's context error is matched as
+// itself (errors.Is(err, context.DeadlineExceeded)), possibly together with
+// the reason the last attempt failed.
+var (
+	// ErrHeld means the lock is held by another owner on enough nodes that a
+	// quorum could not be obtained.
+	ErrHeld = errors.New("lock is held by another owner")
+	// ErrNoQuorum means too many nodes failed (down, hung, refusing) for a
+	// quorum to be reached, whoever holds the lock.
+	ErrNoQuorum = errors.New("no quorum of nodes reachable")
+	// ErrExpired means a quorum was reached but so slowly that no validity
+	// was left once elapsed time and clock drift were subtracted from the TTL.
+	ErrExpired = errors.New("lock validity elapsed before the quorum answered")
+	// ErrNotHeld is returned by Release and Extend when the lock is not held
+	// by this owner on a quorum: it expired, was released, or was taken over.
+	ErrNotHeld = errors.New("lock not held")
+	// ErrWrongType is matched when a node holds the lock's key with a value
+	// that is not a string, so it is not a lock of this library.
+	ErrWrongType = pool.ErrWrongType
+	// ErrClosed is returned by a Locker's methods after Close.
+	ErrClosed = errors.New("locker closed")
+	// ErrInvalid is matched by every error about bad input (name, TTL,
+	// options, nodes).
+	ErrInvalid = errors.New("invalid argument")
+)
+
+func invalidf(format string, args ...any) error {
+	return fmt.Errorf("redlock: %w: %s", ErrInvalid, fmt.Sprintf(format, args...))
+}
+
+// NodeVote is what one node answered in one round (obtain, release, extend).
+type NodeVote struct {
+	// Addr is the node's host:port.
+	Addr string
+	// Answered is false when the round was decided before the node replied.
+	Answered bool
+	// Yes is true when the node granted, released or extended the lock.
+	Yes bool
+	// HolderTTL is, for a refused obtain, the current holder's remaining time
+	// on this node (negative when the key has no expiry).
+	HolderTTL time.Duration
+	// Err is the node's error (network, timeout, error reply), if any.
+	Err error
+	// Latency is how long the node took to answer.
+	Latency time.Duration
+}
+
+func (v NodeVote) String() string {
+	switch {
+	case !v.Answered:
+		return v.Addr + ": no answer yet"
+	case v.Err != nil:
+		return fmt.Sprintf("%s: error after %s: %v", v.Addr, v.Latency.Round(time.Microsecond), v.Err)
+	case v.Yes:
+		return fmt.Sprintf("%s: yes in %s", v.Addr, v.Latency.Round(time.Microsecond))
+	case v.HolderTTL != 0:
+		return fmt.Sprintf("%s: held by another for %s", v.Addr, v.HolderTTL.Round(time.Millisecond))
+	default:
+		return fmt.Sprintf("%s: no in %s", v.Addr, v.Latency.Round(time.Microsecond))
+	}
+}
+
+// QuorumError reports a round that did not reach a quorum, with every node's
+// vote. Its Unwrap matches one of ErrHeld, ErrNoQuorum, ErrExpired or
+// ErrNotHeld, and also ErrWrongType when a node reported a key of another type.
+type QuorumError struct {
+	Op     string // "obtain", "release" or "extend"
+	Name   string // the lock's name
+	Quorum int    // yes votes needed
+	Votes  []NodeVote
+	Err    error // the sentinel
+}
+
+func (e *QuorumError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "redlock: %s %q: %v (", e.Op, e.Name, e.Err)
+	yes := 0
+	for _, v := range e.Votes {
+		if v.Answered && v.Yes && v.Err == nil {
+			yes++
+		}
+	}
+	fmt.Fprintf(&b, "%d of %d yes, %d needed", yes, len(e.Votes), e.Quorum)
+	for _, v := range e.Votes {
+		b.WriteString("; ")
+		b.WriteString(v.String())
+	}
+	b.WriteString(")")
+	return b.String()
+}
+
+// Unwrap returns the sentinel, plus ErrWrongType when a node reported it.
+func (e *QuorumError) Unwrap() []error {
+	errs := []error{e.Err}
+	for _, v := range e.Votes {
+		if v.Err != nil && errors.Is(v.Err, pool.ErrWrongType) {
+			errs = append(errs, ErrWrongType)
+			break
+		}
+	}
+	return errs
+}
+
+// HolderTTL returns the time after which the current holder's key will have
+// expired on enough nodes for a quorum to be free, as seen by this round, and
+// false when the round does not tell (errors, keys with no expiry).
+func (e *QuorumError) HolderTTL() (time.Duration, bool) {
+	return freeAfter(e.Votes, e.Quorum)
+}
+
+// freeAfter returns the Need-th smallest time at which a node is free: 0 for
+// nodes that voted yes, the holder's TTL for nodes that refused.
+func freeAfter(votes []NodeVote, need int) (time.Duration, bool) {
+	free := make([]time.Duration, 0, len(votes))
+	for _, v := range votes {
+		switch {
+		case !v.Answered || v.Err != nil:
+		case v.Yes:
+			free = append(free, 0)
+		case v.HolderTTL >= 0:
+			free = append(free, v.HolderTTL)
+		}
+	}
+	if len(free) < need {
+		return 0, false
+	}
+	// Insertion sort: N is small.
+	for i := 1; i < len(free); i++ {
+		for j := i; j > 0 && free[j] < free[j-1]; j-- {
+			free[j], free[j-1] = free[j-1], free[j]
+		}
+	}
+	return free[need-1], true
+}

@@ -1,0 +1,126 @@
+package redlock
+
+import (
+	"context"
+	"sync/atomic"
+	"time"
+
+	"github.com/quorumlock/quorumlock/internal/quorum"
+	"github.com/quorumlock/quorumlock/pool"
+)
+
+// reply is one node's answer in a round.
+type reply struct {
+	node    int
+	val     any
+	err     error
+	latency time.Duration
+}
+
+// nodeOp is what a round asks of one node.
+type nodeOp func(ctx context.Context, p pool.Pool) (any, error)
+
+// fanout starts op on the listed nodes (all nodes when list is nil), each in
+// its own goroutine tracked by the Locker, each bounded by ctx and by timeout
+// on the Locker's clock. Replies arrive on the returned channel, which has
+// room for all of them so that stragglers never block. after, if set, runs in
+// the node's goroutine once its reply has been sent.
+//
+// It fails with ErrClosed once Close has been called: no goroutine is started
+// after Close begins to wait for them.
+func (lk *Locker) fanout(ctx context.Context, list []int, timeout time.Duration, op nodeOp, after func(reply)) (<-chan reply, int, error) {
+	n := len(list)
+	if list == nil {
+		n = len(lk.nodes)
+	}
+	out := make(chan reply, n)
+	lk.mu.RLock()
+	defer lk.mu.RUnlock()
+	if lk.closed {
+		return nil, 0, ErrClosed
+	}
+	if n == 0 {
+		return out, 0, nil
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	timer := lk.cfg.clock.AfterFunc(timeout, cancel)
+	var left atomic.Int32
+	left.Store(int32(n))
+	start := lk.cfg.clock.Now()
+	for k := 0; k < n; k++ {
+		i := k
+		if list != nil {
+			i = list[k]
+		}
+		lk.bg.Go(func() error {
+			val, err := op(rctx, lk.nodes[i])
+			if err != nil && ctx.Err() == nil && rctx.Err() != nil {
+				err = errNodeTimeout{timeout: timeout, cause: err}
+			}
+			r := reply{node: i, val: val, err: err, latency: lk.cfg.clock.Since(start)}
+			out <- r
+			if left.Add(-1) == 0 {
+				timer.Stop()
+				cancel()
+			}
+			if after != nil {
+				after(r)
+			}
+			return nil
+		})
+	}
+	return out, n, nil
+}
+
+// errNodeTimeout reports a node that did not answer within the round's
+// per-node timeout.
+type errNodeTimeout struct {
+	timeout time.Duration
+	cause   error
+}
+
+func (e errNodeTimeout) Error() string {
+	return "no answer within the node timeout of " + e.timeout.String()
+}
+
+func (e errNodeTimeout) Unwrap() error { return e.cause }
+
+// collect reads replies until the round is decided, the replies run out, or
+// ctx ends. classify turns a reply into a vote. expected is how many replies
+// the channel will carry; the tally is over all nodes of the Locker, nodes not
+// asked counting as failed.
+func (lk *Locker) collect(ctx context.Context, ch <-chan reply, expected int, classify func(reply) NodeVote) ([]NodeVote, quorum.Tally, error) {
+	votes := make([]NodeVote, len(lk.nodes))
+	for i, p := range lk.nodes {
+		votes[i].Addr = p.Addr()
+	}
+	t := quorum.New(len(lk.nodes), lk.quorum)
+	t.Failed = len(lk.nodes) - expected
+	for got := 0; got < expected && !t.Decided(); got++ {
+		select {
+		case r := <-ch:
+			v := classify(r)
+			v.Addr, v.Answered, v.Latency = votes[r.node].Addr, true, r.latency
+			votes[r.node] = v
+			t.Add(v.Yes && v.Err == nil)
+		case <-ctx.Done():
+			return votes, t, ctx.Err()
+		}
+	}
+	return votes, t, nil
+}
+
+// verdict names the sentinel for a round that failed: ErrNoQuorum when errors
+// alone made the quorum impossible, otherwise notYes (ErrHeld, ErrNotHeld).
+func verdict(votes []NodeVote, need int, notYes error) error {
+	failed := 0
+	for _, v := range votes {
+		if !v.Answered || v.Err != nil {
+			failed++
+		}
+	}
+	if len(votes)-failed < need {
+		return ErrNoQuorum
+	}
+	return notYes
+}

@@ -1,0 +1,144 @@
+package redlock
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/quorumlock/quorumlock/internal/scripts"
+	"github.com/quorumlock/quorumlock/pool"
+)
+
+// Lock is a lock obtained on a quorum of nodes. Its methods are safe for
+// concurrent use; Release and Extend are serialised.
+type Lock struct {
+	lk   *Locker
+	name string
+	acq  *acquisition
+
+	mu         sync.Mutex
+	ttl        time.Duration
+	validUntil time.Time
+	released   bool
+}
+
+// Name returns the lock's name.
+func (l *Lock) Name() string { return l.name }
+
+// Token returns the random value that identifies this owner on the nodes.
+func (l *Lock) Token() string { return l.acq.token }
+
+// ValidUntil returns the instant, on the Locker's monotonic clock, until which
+// the lock is held: the start of the round that obtained or last extended it,
+// plus the TTL, minus the drift allowance. It is not a wall-clock time to send
+// to another machine.
+func (l *Lock) ValidUntil() time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.validUntil
+}
+
+// TTL returns the remaining validity: how long the caller may still act
+// under the lock. It is zero or negative once the validity has elapsed.
+func (l *Lock) TTL() time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.released {
+		return 0
+	}
+	return l.validUntil.Sub(l.lk.cfg.clock.Now())
+}
+
+// Release deletes the lock's key on every node where it still holds this
+// owner's token. It returns once a quorum has answered; the other nodes are
+// cleaned up in the background, and the deletions go on even if ctx ends
+// first.
+//
+// It returns nil when the lock was still valid and a quorum deleted its key.
+// Otherwise the critical section may not have been exclusive to its end, and
+// the error says why: ErrNotHeld (validity had elapsed, already released, or
+// the key was gone or taken on too many nodes), ErrNoQuorum (too many nodes
+// failed), or ctx's error.
+func (l *Lock) Release(ctx context.Context) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.released {
+		return fmt.Errorf("redlock: release %q: %w: already released", l.name, ErrNotHeld)
+	}
+	l.released = true
+	lk := l.lk
+	late := lk.cfg.clock.Since(l.validUntil)
+	ch, n, err := lk.fanout(context.WithoutCancel(ctx), l.acq.abandon(), l.acq.timeout, l.acq.release, nil)
+	if err != nil {
+		return err
+	}
+	votes, tally, cerr := lk.collect(ctx, ch, n, classifyFlag)
+	switch {
+	case cerr != nil:
+		return contextError("release", l.name, cerr, nil)
+	case late >= 0:
+		return fmt.Errorf("redlock: release %q: %w: its validity had elapsed %v before the release", l.name, ErrNotHeld, late)
+	case tally.Reached():
+		return nil
+	}
+	return &QuorumError{Op: "release", Name: l.name, Quorum: lk.quorum, Votes: votes, Err: verdict(votes, lk.quorum, ErrNotHeld)}
+}
+
+// Extend resets the lock's time to live to ttl on every node where it still
+// holds this owner's token. When a quorum agrees, the new validity is ttl
+// minus the drift allowance, counted from the start of the extension.
+//
+// It fails with ErrNotHeld when the lock was released or its validity has
+// already elapsed (it is never revived), and otherwise with a *QuorumError
+// when no quorum extended it (ErrNotHeld, ErrNoQuorum or ErrExpired) or with
+// ctx's error. On failure the validity is unchanged: the lock stays held
+// until ValidUntil, and no later.
+func (l *Lock) Extend(ctx context.Context, ttl time.Duration) error {
+	lk := l.lk
+	ttl, err := lk.checkTTL(ttl)
+	if err != nil {
+		return err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.released {
+		return fmt.Errorf("redlock: extend %q: %w: released", l.name, ErrNotHeld)
+	}
+	start := lk.cfg.clock.Now()
+	if late := start.Sub(l.validUntil); late >= 0 {
+		return fmt.Errorf("redlock: extend %q: %w: its validity elapsed %v ago", l.name, ErrNotHeld, late)
+	}
+	ttlms := strconv.FormatInt(ttl.Milliseconds(), 10)
+	ch, n, err := lk.fanout(ctx, l.acq.answeredNodes(), lk.cfg.timeoutFor(ttl), func(ctx context.Context, p pool.Pool) (any, error) {
+		return p.Eval(ctx, scripts.Extend, l.acq.keys, l.acq.token, ttlms)
+	}, nil)
+	if err != nil {
+		return err
+	}
+	votes, tally, cerr := lk.collect(ctx, ch, n, classifyFlag)
+	if cerr != nil {
+		return contextError("extend", l.name, cerr, nil)
+	}
+	if !tally.Reached() {
+		return &QuorumError{Op: "extend", Name: l.name, Quorum: lk.quorum, Votes: votes, Err: verdict(votes, lk.quorum, ErrNotHeld)}
+	}
+	drift := lk.cfg.drift(ttl)
+	if lk.cfg.clock.Since(start) >= ttl-drift {
+		return &QuorumError{Op: "extend", Name: l.name, Quorum: lk.quorum, Votes: votes, Err: ErrExpired}
+	}
+	l.ttl, l.validUntil = ttl, start.Add(ttl-drift)
+	return nil
+}
+
+func classifyFlag(r reply) NodeVote {
+	if r.err != nil {
+		return NodeVote{Err: r.err}
+	}
+	ok, err := scripts.DecodeFlag(r.val)
+	if err != nil {
+		return NodeVote{Err: err}
+	}
+	return NodeVote{Yes: ok}
+}

@@ -1,0 +1,127 @@
+package redlock
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/quorumlock/quorumlock/internal/quorum"
+	"github.com/quorumlock/quorumlock/pool"
+)
+
+// Locker obtains locks on a quorum of independent Redis nodes.
+//
+// A Locker is safe for concurrent use by any number of goroutines; share one
+// per process and set of nodes. It does not own the pools: close them after
+// Close.
+type Locker struct {
+	nodes  []pool.Pool
+	quorum int
+	cfg    config
+
+	// bg tracks every goroutine a round starts, including stragglers still
+	// answering after their round was decided, so Close can wait for them.
+	bg errgroup.Group
+
+	mu     sync.RWMutex
+	closed bool
+}
+
+// New returns a Locker over nodes, which must be independent Redis masters
+// (not replicas of each other). A quorum is len(nodes)/2+1.
+//
+// It fails with an error matching ErrInvalid when nodes is empty, contains a
+// nil pool, lists the same address twice (one server must never be counted as
+// two votes), or an option is out of range. New does not contact the nodes.
+func New(nodes []pool.Pool, opts ...Option) (*Locker, error) {
+	cfg := defaultConfig()
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if len(nodes) == 0 {
+		return nil, invalidf("no nodes")
+	}
+	seen := make(map[string]int, len(nodes))
+	for i, p := range nodes {
+		if p == nil {
+			return nil, invalidf("node %d is nil", i)
+		}
+		addr := strings.ToLower(p.Addr())
+		if j, dup := seen[addr]; dup {
+			return nil, invalidf("nodes %d and %d are the same address %s", j, i, p.Addr())
+		}
+		seen[addr] = i
+	}
+	return &Locker{
+		nodes:  append([]pool.Pool(nil), nodes...),
+		quorum: quorum.Of(len(nodes)),
+		cfg:    cfg,
+	}, nil
+}
+
+// Quorum returns how many nodes must agree for a lock to be held.
+func (lk *Locker) Quorum() int { return lk.quorum }
+
+// Nodes returns the nodes' addresses, in the order given to New.
+func (lk *Locker) Nodes() []string {
+	addrs := make([]string, len(lk.nodes))
+	for i, p := range lk.nodes {
+		addrs[i] = p.Addr()
+	}
+	return addrs
+}
+
+// Close waits for every background call (stragglers of decided rounds,
+// releases of failed attempts) to finish; each is bounded by its round's node
+// timeout. Locks still held stay held until they expire or are released.
+// After Close every method of the Locker and of its Locks returns ErrClosed:
+// release locks before closing.
+func (lk *Locker) Close() error {
+	lk.mu.Lock()
+	lk.closed = true
+	lk.mu.Unlock()
+	return lk.bg.Wait()
+}
+
+func (lk *Locker) key(name string) string { return lk.cfg.prefix + name }
+
+// checkTTL validates a TTL and truncates it to whole milliseconds, the
+// resolution of PX and PEXPIRE, so that validity is never computed from more
+// time than the nodes were given.
+func (lk *Locker) checkTTL(ttl time.Duration) (time.Duration, error) {
+	ttl = ttl.Truncate(time.Millisecond)
+	if ttl < MinTTL {
+		return 0, invalidf("ttl %v is below the minimum of %v", ttl, MinTTL)
+	}
+	if ttl <= lk.cfg.drift(ttl) {
+		return 0, invalidf("ttl %v leaves no validity after the drift allowance %v", ttl, lk.cfg.drift(ttl))
+	}
+	return ttl, nil
+}
+
+func checkName(name string) error {
+	if name == "" {
+		return invalidf("empty lock name")
+	}
+	return nil
+}
+
+// newToken returns 128 random bits, hex-encoded: the value only this owner
+// knows, checked by release and extend.
+func newToken() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails; it aborts the process instead
+	return hex.EncodeToString(b[:])
+}
+
+func (lk *Locker) String() string {
+	return fmt.Sprintf("redlock.Locker(%d nodes, quorum %d)", len(lk.nodes), lk.quorum)
+}

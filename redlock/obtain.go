@@ -1,0 +1,206 @@
+package redlock
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/quorumlock/quorumlock/clock"
+	"github.com/quorumlock/quorumlock/internal/scripts"
+	"github.com/quorumlock/quorumlock/pool"
+)
+
+// Obtain acquires the lock called name for ttl, retrying as the Locker's
+// Backoff says until it succeeds, the Backoff gives up, or ctx ends. With a
+// context that never ends and the default Backoff it blocks until the lock is
+// free, like sync.Mutex.Lock.
+//
+// On success the Lock is valid until Lock.ValidUntil: ttl minus the time the
+// quorum took to answer, minus the drift allowance. The caller must finish its
+// critical section (or Extend) before then.
+//
+// Errors: ErrInvalid for a bad name or ttl; when ctx ends, an error matching
+// ctx.Err() and, when there was one, the reason the last attempt failed; when
+// the Backoff gives up or a node holds the key with a value of another type
+// (ErrWrongType), the last attempt's *QuorumError (ErrHeld, ErrNoQuorum or
+// ErrExpired). Every failed attempt is released on every node, in the
+// background, even when ctx has ended.
+func (lk *Locker) Obtain(ctx context.Context, name string, ttl time.Duration) (*Lock, error) {
+	return lk.obtain(ctx, name, ttl, lk.cfg.backoff)
+}
+
+// TryObtain makes exactly one attempt to acquire the lock called name for
+// ttl: it returns at once with an error matching ErrHeld when another owner
+// has it. Errors are those of Obtain.
+func (lk *Locker) TryObtain(ctx context.Context, name string, ttl time.Duration) (*Lock, error) {
+	return lk.obtain(ctx, name, ttl, nil)
+}
+
+func (lk *Locker) obtain(ctx context.Context, name string, ttl time.Duration, backoff Backoff) (*Lock, error) {
+	if err := checkName(name); err != nil {
+		return nil, err
+	}
+	ttl, err := lk.checkTTL(ttl)
+	if err != nil {
+		return nil, err
+	}
+	key := lk.key(name)
+	var last error
+	for failures := 1; ; failures++ {
+		if err := ctx.Err(); err != nil {
+			return nil, contextError("obtain", name, err, last)
+		}
+		l, err := lk.attempt(ctx, name, key, ttl)
+		if err == nil {
+			return l, nil
+		}
+		if ctx.Err() != nil {
+			return nil, contextError("obtain", name, ctx.Err(), last)
+		}
+		last = err
+		if backoff == nil || errors.Is(err, ErrWrongType) || errors.Is(err, ErrClosed) {
+			return nil, err
+		}
+		wait, again := backoff.Next(failures)
+		if !again {
+			return nil, err
+		}
+		var qe *QuorumError
+		if errors.As(err, &qe) {
+			if free, ok := qe.HolderTTL(); ok && free+time.Millisecond < wait {
+				wait = free + time.Millisecond
+			}
+		}
+		if err := clock.Sleep(ctx, lk.cfg.clock, wait); err != nil {
+			return nil, contextError("obtain", name, err, last)
+		}
+	}
+}
+
+// contextError reports that ctx ended, with the last failure if any.
+func contextError(op, name string, ctxErr, last error) error {
+	if last == nil {
+		return fmt.Errorf("redlock: %s %q: %w", op, name, ctxErr)
+	}
+	return fmt.Errorf("redlock: %s %q: %w; last attempt: %w", op, name, ctxErr, last)
+}
+
+// attempt is one round of acquire calls to every node.
+func (lk *Locker) attempt(ctx context.Context, name, key string, ttl time.Duration) (*Lock, error) {
+	a := &acquisition{
+		lk:       lk,
+		keys:     []string{key},
+		token:    newToken(),
+		timeout:  lk.cfg.timeoutFor(ttl),
+		answered: make([]bool, len(lk.nodes)),
+	}
+	ttlms := strconv.FormatInt(ttl.Milliseconds(), 10)
+	start := lk.cfg.clock.Now()
+	ch, n, err := lk.fanout(ctx, nil, a.timeout, func(ctx context.Context, p pool.Pool) (any, error) {
+		return p.Eval(ctx, scripts.Acquire, a.keys, a.token, ttlms)
+	}, a.settle)
+	if err != nil {
+		return nil, err
+	}
+	votes, tally, cerr := lk.collect(ctx, ch, n, classifyAcquire)
+	switch {
+	case cerr != nil:
+		err = cerr
+	case tally.Reached():
+		drift := lk.cfg.drift(ttl)
+		if lk.cfg.clock.Since(start) < ttl-drift {
+			return &Lock{lk: lk, name: name, acq: a, ttl: ttl, validUntil: start.Add(ttl - drift)}, nil
+		}
+		err = &QuorumError{Op: "obtain", Name: name, Quorum: lk.quorum, Votes: votes, Err: ErrExpired}
+	default:
+		err = &QuorumError{Op: "obtain", Name: name, Quorum: lk.quorum, Votes: votes, Err: verdict(votes, lk.quorum, ErrHeld)}
+	}
+	if answered := a.abandon(); len(answered) > 0 {
+		// The replies are not awaited: the caller learns of the failure now
+		// and each node is cleaned up as soon as it answers.
+		_, _, _ = lk.fanout(context.WithoutCancel(ctx), answered, a.timeout, a.release, nil)
+	}
+	return nil, err
+}
+
+func classifyAcquire(r reply) NodeVote {
+	if r.err != nil {
+		return NodeVote{Err: r.err}
+	}
+	ar, err := scripts.DecodeAcquire(r.val)
+	if err != nil {
+		return NodeVote{Err: err}
+	}
+	return NodeVote{Yes: ar.Granted, HolderTTL: time.Duration(ar.HolderTTLms) * time.Millisecond}
+}
+
+// acquisition is the per-node state of one attempt's keys: which nodes have
+// answered the acquire call, and whether the attempt was abandoned (failed,
+// or its lock released), in which case every node must be cleaned up as soon
+// as it has answered. A node is cleaned up exactly once: by whoever abandons
+// the attempt if it had answered by then, else by its own goroutine.
+type acquisition struct {
+	lk      *Locker
+	keys    []string
+	token   string
+	timeout time.Duration
+
+	mu        sync.Mutex
+	answered  []bool
+	abandoned bool
+}
+
+// settle runs in a node's goroutine after its acquire reply was delivered.
+func (a *acquisition) settle(r reply) {
+	a.mu.Lock()
+	a.answered[r.node] = true
+	abandoned := a.abandoned
+	a.mu.Unlock()
+	if abandoned {
+		a.releaseNow(r.node)
+	}
+}
+
+// abandon marks the attempt abandoned and returns the nodes that had already
+// answered: the caller must release those; the others release themselves.
+func (a *acquisition) abandon() []int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.abandoned = true
+	return a.answeredLocked()
+}
+
+// answeredNodes returns the nodes whose acquire call has returned.
+func (a *acquisition) answeredNodes() []int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.answeredLocked()
+}
+
+func (a *acquisition) answeredLocked() []int {
+	list := make([]int, 0, len(a.answered))
+	for i, ok := range a.answered {
+		if ok {
+			list = append(list, i)
+		}
+	}
+	return list
+}
+
+// release is the owner-checked delete of this attempt's key on one node.
+func (a *acquisition) release(ctx context.Context, p pool.Pool) (any, error) {
+	return p.Eval(ctx, scripts.Release, a.keys, a.token)
+}
+
+// releaseNow releases node i from the calling goroutine, bounded by the
+// attempt's node timeout and never by a caller's context.
+func (a *acquisition) releaseNow(i int) {
+	ctx, cancel := context.WithCancel(context.Background())
+	t := a.lk.cfg.clock.AfterFunc(a.timeout, cancel)
+	_, _ = a.release(ctx, a.lk.nodes[i])
+	t.Stop()
+	cancel()
+}

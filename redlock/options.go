@@ -1,0 +1,95 @@
+package redlock
+
+import (
+	"time"
+
+	"github.com/quorumlock/quorumlock/clock"
+)
+
+// DefaultDriftFactor is the share of the TTL assumed lost to clock drift
+// between the client and the nodes.
+const DefaultDriftFactor = 0.01
+
+// DefaultKeyPrefix is prepended to every lock name to form its Redis key.
+const DefaultKeyPrefix = "quorumlock:"
+
+// MinTTL is the smallest TTL accepted: Redis expires keys with millisecond
+// resolution, and the drift allowance alone is 2ms.
+const MinTTL = 10 * time.Millisecond
+
+// driftFloor is added to every drift allowance for the resolution of Redis's
+// expiry (1ms) and of the node's clock.
+const driftFloor = 2 * time.Millisecond
+
+// Option configures a Locker.
+type Option func(*config)
+
+type config struct {
+	clock       clock.Clock
+	driftFactor float64
+	backoff     Backoff
+	nodeTimeout time.Duration
+	prefix      string
+}
+
+func defaultConfig() config {
+	return config{
+		clock:       clock.Real{},
+		driftFactor: DefaultDriftFactor,
+		backoff:     ExponentialBackoff(2*time.Millisecond, 256*time.Millisecond),
+		prefix:      DefaultKeyPrefix,
+	}
+}
+
+// WithDriftFactor sets the share of the TTL subtracted from every lock's
+// validity for clock drift between client and nodes (default 0.01, range
+// [0, 0.5)). A further 2ms is always subtracted.
+func WithDriftFactor(f float64) Option { return func(c *config) { c.driftFactor = f } }
+
+// WithClock sets the clock used for every duration (default clock.Real).
+// Tests and simulations pass a *clock.Fake.
+func WithClock(cl clock.Clock) Option { return func(c *config) { c.clock = cl } }
+
+// WithBackoff sets how Obtain waits between attempts (default
+// ExponentialBackoff(2ms, 256ms), shortened to the holder's remaining TTL when
+// the nodes report it).
+func WithBackoff(b Backoff) Option { return func(c *config) { c.backoff = b } }
+
+// WithNodeTimeout bounds each node's answer in every round. By default it is
+// a twentieth of the TTL, between 50ms and 500ms, and never more than the
+// TTL minus the drift allowance. A slow node does not slow a round whose
+// quorum answered: the round is decided without it.
+func WithNodeTimeout(d time.Duration) Option { return func(c *config) { c.nodeTimeout = d } }
+
+// WithKeyPrefix sets the prefix of every lock's Redis key (default
+// "quorumlock:"). All Lockers sharing a lock must use the same prefix.
+func WithKeyPrefix(p string) Option { return func(c *config) { c.prefix = p } }
+
+func (c *config) validate() error {
+	switch {
+	case c.clock == nil:
+		return invalidf("nil clock")
+	case c.backoff == nil:
+		return invalidf("nil backoff")
+	case !(c.driftFactor >= 0 && c.driftFactor < 0.5):
+		return invalidf("drift factor %v out of range [0, 0.5)", c.driftFactor)
+	case c.nodeTimeout < 0:
+		return invalidf("negative node timeout %v", c.nodeTimeout)
+	}
+	return nil
+}
+
+// drift returns the allowance subtracted from a TTL for clock drift.
+func (c *config) drift(ttl time.Duration) time.Duration {
+	return time.Duration(float64(ttl)*c.driftFactor) + driftFloor
+}
+
+// timeoutFor returns the per-node timeout of a round for a lock of this TTL.
+func (c *config) timeoutFor(ttl time.Duration) time.Duration {
+	budget := ttl - c.drift(ttl)
+	d := c.nodeTimeout
+	if d == 0 {
+		d = min(max(ttl/20, 50*time.Millisecond), 500*time.Millisecond)
+	}
+	return min(d, budget)
+}
