@@ -51,6 +51,9 @@ type NodeVote struct {
 	// HolderTTL is, for a refused obtain, the current holder's remaining time
 	// on this node (negative when the key has no expiry).
 	HolderTTL time.Duration
+	// Holder is, for a refused obtain, the first characters of the current
+	// holder's token: equal values on two nodes mean the same owner.
+	Holder string
 	// Err is the node's error (network, timeout, error reply), if any.
 	Err error
 	// Latency is how long the node took to answer.
@@ -65,8 +68,8 @@ func (v NodeVote) String() string {
 		return fmt.Sprintf("%s: error after %s: %v", v.Addr, v.Latency.Round(time.Microsecond), v.Err)
 	case v.Yes:
 		return fmt.Sprintf("%s: yes in %s", v.Addr, v.Latency.Round(time.Microsecond))
-	case v.HolderTTL != 0:
-		return fmt.Sprintf("%s: held by another for %s", v.Addr, v.HolderTTL.Round(time.Millisecond))
+	case v.Holder != "":
+		return fmt.Sprintf("%s: held by %s… for %s", v.Addr, v.Holder, v.HolderTTL.Round(time.Millisecond))
 	default:
 		return fmt.Sprintf("%s: no in %s", v.Addr, v.Latency.Round(time.Microsecond))
 	}
@@ -86,19 +89,43 @@ type QuorumError struct {
 func (e *QuorumError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "redlock: %s %q: %v (", e.Op, e.Name, e.Err)
-	yes := 0
-	for _, v := range e.Votes {
-		if v.Answered && v.Yes && v.Err == nil {
-			yes++
-		}
-	}
-	fmt.Fprintf(&b, "%d of %d yes, %d needed", yes, len(e.Votes), e.Quorum)
+	fmt.Fprintf(&b, "%d of %d yes, %d needed", e.yes(), len(e.Votes), e.Quorum)
 	for _, v := range e.Votes {
 		b.WriteString("; ")
 		b.WriteString(v.String())
 	}
 	b.WriteString(")")
 	return b.String()
+}
+
+// yes counts the nodes that voted yes.
+func (e *QuorumError) yes() int {
+	n := 0
+	for _, v := range e.Votes {
+		if v.Answered && v.Yes && v.Err == nil {
+			n++
+		}
+	}
+	return n
+}
+
+// heldByOne returns how many nodes refused for the same holder, at most:
+// when it reaches the quorum, one owner holds the lock.
+func (e *QuorumError) heldByOne() int {
+	best := 0
+	for i, v := range e.Votes {
+		if v.Holder == "" {
+			continue
+		}
+		n := 0
+		for _, u := range e.Votes[i:] {
+			if u.Holder == v.Holder {
+				n++
+			}
+		}
+		best = max(best, n)
+	}
+	return best
 }
 
 // Unwrap returns the sentinel, plus ErrWrongType when a node reported it.

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/quorumlock/quorumlock/clock"
 	"github.com/quorumlock/quorumlock/internal/scripts"
 	"github.com/quorumlock/quorumlock/pool"
 )
@@ -22,6 +23,18 @@ type Lock struct {
 	ttl        time.Duration
 	validUntil time.Time
 	released   bool
+	acquiredAt time.Time
+
+	// Lifetime (lifetime.go): why the lock ended, who waits for it.
+	cause        error
+	done         chan struct{}
+	expiry       clock.Timer
+	callbacks    map[int]func(error)
+	nextCallback int
+	stopReason   string // set when automatic renewal stopped on a limit
+
+	// Automatic renewal (renew.go).
+	keep *keepAlive
 }
 
 // Name returns the lock's name.
@@ -62,6 +75,12 @@ func (l *Lock) TTL() time.Duration {
 // the key was gone or taken on too many nodes), ErrNoQuorum (too many nodes
 // failed), or ctx's error.
 func (l *Lock) Release(ctx context.Context) error {
+	err := l.release(ctx)
+	l.end(fmt.Errorf("redlock: lock %q: %w", l.name, ErrReleased))
+	return err
+}
+
+func (l *Lock) release(ctx context.Context) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.released {
@@ -81,6 +100,7 @@ func (l *Lock) Release(ctx context.Context) error {
 	case late >= 0:
 		return fmt.Errorf("redlock: release %q: %w: its validity had elapsed %v before the release", l.name, ErrNotHeld, late)
 	case tally.Reached():
+		lk.notify.released(l.acq.keys[0])
 		return nil
 	}
 	return &QuorumError{Op: "release", Name: l.name, Quorum: lk.quorum, Votes: votes, Err: verdict(votes, lk.quorum, ErrNotHeld)}
@@ -129,6 +149,7 @@ func (l *Lock) Extend(ctx context.Context, ttl time.Duration) error {
 		return &QuorumError{Op: "extend", Name: l.name, Quorum: lk.quorum, Votes: votes, Err: ErrExpired}
 	}
 	l.ttl, l.validUntil = ttl, start.Add(ttl-drift)
+	l.armExpiryLocked()
 	return nil
 }
 

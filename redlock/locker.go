@@ -28,6 +28,9 @@ type Locker struct {
 	// answering after their round was decided, so Close can wait for them.
 	bg errgroup.Group
 
+	notify *notifier
+	renew  *renewer
+
 	mu     sync.RWMutex
 	closed bool
 }
@@ -60,11 +63,14 @@ func New(nodes []pool.Pool, opts ...Option) (*Locker, error) {
 		}
 		seen[addr] = i
 	}
-	return &Locker{
+	lk := &Locker{
 		nodes:  append([]pool.Pool(nil), nodes...),
 		quorum: quorum.Of(len(nodes)),
 		cfg:    cfg,
-	}, nil
+	}
+	lk.notify = newNotifier(lk)
+	lk.renew = newRenewer(lk)
+	return lk, nil
 }
 
 // Quorum returns how many nodes must agree for a lock to be held.
@@ -88,6 +94,8 @@ func (lk *Locker) Close() error {
 	lk.mu.Lock()
 	lk.closed = true
 	lk.mu.Unlock()
+	lk.notify.close()
+	lk.renew.close()
 	return lk.bg.Wait()
 }
 

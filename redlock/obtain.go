@@ -29,17 +29,17 @@ import (
 // ErrExpired). Every failed attempt is released on every node, in the
 // background, even when ctx has ended.
 func (lk *Locker) Obtain(ctx context.Context, name string, ttl time.Duration) (*Lock, error) {
-	return lk.obtain(ctx, name, ttl, lk.cfg.backoff)
+	return lk.obtain(ctx, name, ttl, true)
 }
 
 // TryObtain makes exactly one attempt to acquire the lock called name for
 // ttl: it returns at once with an error matching ErrHeld when another owner
 // has it. Errors are those of Obtain.
 func (lk *Locker) TryObtain(ctx context.Context, name string, ttl time.Duration) (*Lock, error) {
-	return lk.obtain(ctx, name, ttl, nil)
+	return lk.obtain(ctx, name, ttl, false)
 }
 
-func (lk *Locker) obtain(ctx context.Context, name string, ttl time.Duration, backoff Backoff) (*Lock, error) {
+func (lk *Locker) obtain(ctx context.Context, name string, ttl time.Duration, retry bool) (*Lock, error) {
 	if err := checkName(name); err != nil {
 		return nil, err
 	}
@@ -49,34 +49,107 @@ func (lk *Locker) obtain(ctx context.Context, name string, ttl time.Duration, ba
 	}
 	key := lk.key(name)
 	var last error
+	var w *waiter // in line for release notices, after the first failure
+	var obtained bool
+	defer func() {
+		if w != nil {
+			lk.notify.unregister(w, obtained)
+		}
+	}()
+	splits := 0 // consecutive attempts that won some nodes but no quorum
+	if retry && lk.notify.waiting(key) {
+		// Others of this Locker are in line: queue behind them instead of
+		// racing the one a release is about to wake.
+		if w = lk.notify.register(key); w != nil {
+			wait, _ := lk.backoff(w, 1)
+			if _, err := lk.wait(ctx, w, wait); err != nil {
+				return nil, contextError("obtain", name, err, nil)
+			}
+		}
+	}
 	for failures := 1; ; failures++ {
 		if err := ctx.Err(); err != nil {
 			return nil, contextError("obtain", name, err, last)
 		}
+		if w != nil {
+			lk.notify.rearm(w)
+		}
 		l, err := lk.attempt(ctx, name, key, ttl)
 		if err == nil {
+			obtained = true
 			return l, nil
 		}
 		if ctx.Err() != nil {
 			return nil, contextError("obtain", name, ctx.Err(), last)
 		}
 		last = err
-		if backoff == nil || errors.Is(err, ErrWrongType) || errors.Is(err, ErrClosed) {
+		if !retry || errors.Is(err, ErrWrongType) || errors.Is(err, ErrClosed) {
 			return nil, err
 		}
-		wait, again := backoff.Next(failures)
+		wait, again := lk.backoff(w, failures)
 		if !again {
 			return nil, err
+		}
+		if w == nil {
+			// Get in line for release notices and, once a quorum of nodes
+			// confirmed the subscription, try again at once: a release
+			// between the attempt and the subscription was not heard.
+			if w = lk.notify.register(key); w != nil {
+				lk.notify.awaitReady(ctx, w, lk.cfg.timeoutFor(ttl))
+				continue
+			}
 		}
 		var qe *QuorumError
 		if errors.As(err, &qe) {
 			if free, ok := qe.HolderTTL(); ok && free+time.Millisecond < wait {
 				wait = free + time.Millisecond
 			}
+			if errors.Is(err, ErrHeld) && qe.heldByOne() < lk.quorum {
+				// No single owner holds a quorum: contenders split the
+				// votes, and each cleans up at once, so the lock is about to
+				// be free with no release to announce it. Try again after a
+				// random pause, longer the more splits in a row, so that
+				// one contender gets ahead of the others.
+				splits++
+				wait = min(wait, between(50*time.Microsecond, 200*time.Microsecond<<min(splits, 5)))
+			} else {
+				splits = 0
+			}
 		}
-		if err := clock.Sleep(ctx, lk.cfg.clock, wait); err != nil {
+		if _, err := lk.wait(ctx, w, wait); err != nil {
 			return nil, contextError("obtain", name, err, last)
 		}
+	}
+}
+
+// backoff returns the wait after a failed attempt: the configured Backoff's,
+// or by default SafetyPoll while w hears release notices from a quorum and
+// the fallback backoff otherwise.
+func (lk *Locker) backoff(w *waiter, failures int) (time.Duration, bool) {
+	if lk.cfg.backoff != nil {
+		return lk.cfg.backoff.Next(failures)
+	}
+	if w != nil && lk.notify.live(w) {
+		return SafetyPoll, true
+	}
+	return fallbackBackoff.Next(failures)
+}
+
+// wait sleeps d, or until w is woken by a release notice, or ctx ends. It
+// reports whether a notice woke it.
+func (lk *Locker) wait(ctx context.Context, w *waiter, d time.Duration) (bool, error) {
+	if w == nil {
+		return false, clock.Sleep(ctx, lk.cfg.clock, d)
+	}
+	t := lk.cfg.clock.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-w.wake:
+		return true, nil
+	case <-t.C():
+		return false, nil
+	case <-ctx.Done():
+		return false, ctx.Err()
 	}
 }
 
@@ -112,16 +185,24 @@ func (lk *Locker) attempt(ctx context.Context, name, key string, ttl time.Durati
 	case tally.Reached():
 		drift := lk.cfg.drift(ttl)
 		if lk.cfg.clock.Since(start) < ttl-drift {
-			return &Lock{lk: lk, name: name, acq: a, ttl: ttl, validUntil: start.Add(ttl - drift)}, nil
+			return &Lock{lk: lk, name: name, acq: a, ttl: ttl, acquiredAt: start, validUntil: start.Add(ttl - drift)}, nil
 		}
 		err = &QuorumError{Op: "obtain", Name: name, Quorum: lk.quorum, Votes: votes, Err: ErrExpired}
 	default:
 		err = &QuorumError{Op: "obtain", Name: name, Quorum: lk.quorum, Votes: votes, Err: verdict(votes, lk.quorum, ErrHeld)}
 	}
-	if answered := a.abandon(); len(answered) > 0 {
-		// The replies are not awaited: the caller learns of the failure now
-		// and each node is cleaned up as soon as it answers.
-		_, _, _ = lk.fanout(context.WithoutCancel(ctx), answered, a.timeout, a.release, nil)
+	// Clean up every node that may hold our key: all but those that refused.
+	// The replies are not awaited: the caller learns of the failure now and
+	// each straggler is cleaned up as soon as it answers.
+	answered := a.abandon()
+	dirty := answered[:0]
+	for _, i := range answered {
+		if v := votes[i]; !v.Answered || v.Yes || v.Err != nil {
+			dirty = append(dirty, i)
+		}
+	}
+	if len(dirty) > 0 {
+		_, _, _ = lk.fanout(context.WithoutCancel(ctx), dirty, a.timeout, a.cleanup, nil)
 	}
 	return nil, err
 }
@@ -134,7 +215,7 @@ func classifyAcquire(r reply) NodeVote {
 	if err != nil {
 		return NodeVote{Err: err}
 	}
-	return NodeVote{Yes: ar.Granted, HolderTTL: time.Duration(ar.HolderTTLms) * time.Millisecond}
+	return NodeVote{Yes: ar.Granted, HolderTTL: time.Duration(ar.HolderTTLms) * time.Millisecond, Holder: ar.Holder}
 }
 
 // acquisition is the per-node state of one attempt's keys: which nodes have
@@ -190,9 +271,15 @@ func (a *acquisition) answeredLocked() []int {
 	return list
 }
 
-// release is the owner-checked delete of this attempt's key on one node.
+// release is the owner-checked delete of this attempt's key on one node,
+// announcing the release to waiters.
 func (a *acquisition) release(ctx context.Context, p pool.Pool) (any, error) {
 	return p.Eval(ctx, scripts.Release, a.keys, a.token)
+}
+
+// cleanup is release without the announcement, for keys of failed attempts.
+func (a *acquisition) cleanup(ctx context.Context, p pool.Pool) (any, error) {
+	return p.Eval(ctx, scripts.Cleanup, a.keys, a.token)
 }
 
 // releaseNow releases node i from the calling goroutine, bounded by the
@@ -200,7 +287,7 @@ func (a *acquisition) release(ctx context.Context, p pool.Pool) (any, error) {
 func (a *acquisition) releaseNow(i int) {
 	ctx, cancel := context.WithCancel(context.Background())
 	t := a.lk.cfg.clock.AfterFunc(a.timeout, cancel)
-	_, _ = a.release(ctx, a.lk.nodes[i])
+	_, _ = a.cleanup(ctx, a.lk.nodes[i])
 	t.Stop()
 	cancel()
 }

@@ -36,7 +36,6 @@ func defaultConfig() config {
 	return config{
 		clock:       clock.Real{},
 		driftFactor: DefaultDriftFactor,
-		backoff:     ExponentialBackoff(2*time.Millisecond, 256*time.Millisecond),
 		prefix:      DefaultKeyPrefix,
 	}
 }
@@ -50,10 +49,21 @@ func WithDriftFactor(f float64) Option { return func(c *config) { c.driftFactor 
 // Tests and simulations pass a *clock.Fake.
 func WithClock(cl clock.Clock) Option { return func(c *config) { c.clock = cl } }
 
-// WithBackoff sets how Obtain waits between attempts (default
-// ExponentialBackoff(2ms, 256ms), shortened to the holder's remaining TTL when
-// the nodes report it).
+// WithBackoff sets how Obtain waits between attempts. A wait is always cut
+// short by a release notice or by the holder's remaining TTL on a quorum.
+//
+// By default Obtain relies on release notices: while a quorum of nodes
+// delivers them it polls only as a safety net (every SafetyPoll), and
+// otherwise it backs off as ExponentialBackoff(2ms, 256ms).
 func WithBackoff(b Backoff) Option { return func(c *config) { c.backoff = b } }
+
+// SafetyPoll is how often a waiter that hears release notices retries
+// anyway, with the default backoff, in case a notice was lost.
+const SafetyPoll = time.Second
+
+// fallbackBackoff is the default backoff while release notices are not
+// available.
+var fallbackBackoff = ExponentialBackoff(2*time.Millisecond, 256*time.Millisecond)
 
 // WithNodeTimeout bounds each node's answer in every round. By default it is
 // a twentieth of the TTL, between 50ms and 500ms, and never more than the
@@ -69,8 +79,6 @@ func (c *config) validate() error {
 	switch {
 	case c.clock == nil:
 		return invalidf("nil clock")
-	case c.backoff == nil:
-		return invalidf("nil backoff")
 	case !(c.driftFactor >= 0 && c.driftFactor < 0.5):
 		return invalidf("drift factor %v out of range [0, 0.5)", c.driftFactor)
 	case c.nodeTimeout < 0:

@@ -26,6 +26,7 @@ type Node struct {
 	hang    chan struct{} // non-nil while hung; closed on Unhang
 	calls   int
 	applied int
+	subs    []*sub
 }
 
 type entry struct {
@@ -156,6 +157,9 @@ func (n *Node) Eval(ctx context.Context, s *pool.Script, keys []string, args ...
 }
 
 func (n *Node) run(name string, keys []string, args []any) (any, error) {
+	if name == "extend-many" {
+		return n.extendMany(keys, args)
+	}
 	if len(keys) != 1 {
 		return nil, &pool.ServerError{Msg: fmt.Sprintf("ERR script %s expects 1 key, got %d", name, len(keys))}
 	}
@@ -192,13 +196,16 @@ func (n *Node) run(name string, keys []string, args []any) (any, error) {
 		if !e.expires.IsZero() {
 			pttl = int64(e.expires.Sub(n.clock.Now()) / time.Millisecond)
 		}
-		return []any{int64(0), pttl}, nil
-	case "release":
+		return []any{int64(0), pttl, e.val[:min(len(e.val), 8)]}, nil
+	case "release", "cleanup":
 		if exists && e.notString {
 			return nil, wrongType
 		}
 		if exists && e.val == str(0) {
 			delete(n.keys, key)
+			if name == "release" {
+				n.publish(key)
+			}
 			return int64(1), nil
 		}
 		return int64(0), nil
@@ -218,6 +225,28 @@ func (n *Node) run(name string, keys []string, args []any) (any, error) {
 		return int64(0), nil
 	}
 	return nil, &pool.ServerError{Msg: "ERR unknown script " + name}
+}
+
+func (n *Node) extendMany(keys []string, args []any) (any, error) {
+	if len(args) != 2*len(keys) {
+		return nil, &pool.ServerError{Msg: "ERR extend-many expects a token and a ttl per key"}
+	}
+	out := make([]any, len(keys))
+	for i, key := range keys {
+		out[i] = int64(0)
+		e, ok := n.lookup(key)
+		if !ok || e.notString || e.val != fmt.Sprint(args[2*i]) {
+			continue
+		}
+		v, err := strconv.ParseInt(fmt.Sprint(args[2*i+1]), 10, 64)
+		if err != nil || v <= 0 {
+			return nil, &pool.ServerError{Msg: "ERR invalid expire time"}
+		}
+		e.expires = n.clock.Now().Add(time.Duration(v) * time.Millisecond)
+		n.keys[key] = e
+		out[i] = int64(1)
+	}
+	return out, nil
 }
 
 func (n *Node) lookup(key string) (entry, bool) {

@@ -9,26 +9,62 @@ import (
 )
 
 // Acquire sets KEYS[1] to the token ARGV[1] with a relative expiry of ARGV[2]
-// milliseconds if the key is absent. Reply: {1} when granted; {0, pttl} when
-// another token holds the key (pttl is the holder's remaining milliseconds, -1
-// if the key has no expiry). A key of another type is a WRONGTYPE error.
+// milliseconds if the key is absent. Reply: {1} when granted; {0, pttl,
+// holder} when another token holds the key: pttl is the holder's remaining
+// milliseconds (-1 if the key has no expiry) and holder the first 8
+// characters of its token — enough to tell owners apart, far too little to
+// release their lock. A key of another type is a WRONGTYPE error.
 var Acquire = &pool.Script{Name: "acquire", Src: `
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
   return {1}
 end
-if redis.call('TYPE', KEYS[1]).ok ~= 'string' then
+local v = redis.pcall('GET', KEYS[1])
+if type(v) ~= 'string' then
   return redis.error_reply('WRONGTYPE lock key holds a value that is not a string')
 end
-return {0, redis.call('PTTL', KEYS[1])}
+return {0, redis.call('PTTL', KEYS[1]), string.sub(v, 1, 8)}
 `}
 
-// Release deletes KEYS[1] only if it holds the token ARGV[1]. Reply: 1 when
-// deleted, 0 when the key is absent or holds another token.
-var Release = &pool.Script{Name: "release", Src: `
+// HolderIDLen is how many characters of the holder's token Acquire returns.
+const HolderIDLen = 8
+
+// Cleanup is Release without the notice: it removes what a failed attempt
+// acquired on some nodes, which frees no lock that anyone waits for.
+var Cleanup = &pool.Script{Name: "cleanup", Src: `
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
 end
 return 0
+`}
+
+// Release deletes KEYS[1] only if it holds the token ARGV[1], and then
+// publishes an empty message on the channel named KEYS[1] so that waiters
+// learn at once that the lock is free on this node. Reply: 1 when deleted, 0
+// when the key is absent or holds another token.
+var Release = &pool.Script{Name: "release", Src: `
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  redis.call('PUBLISH', KEYS[1], '')
+  return 1
+end
+return 0
+`}
+
+// ExtendMany extends many locks in one call: for each i, KEYS[i] gets an
+// expiry of ARGV[2i] milliseconds if it holds the token ARGV[2i-1]. A key of
+// another type counts as not held rather than failing the batch. Reply: an
+// array of 0/1, one per key.
+var ExtendMany = &pool.Script{Name: "extend-many", Src: `
+local out = {}
+for i, key in ipairs(KEYS) do
+  local v = redis.pcall('GET', key)
+  if v == ARGV[2*i-1] then
+    out[i] = redis.call('PEXPIRE', key, ARGV[2*i])
+  else
+    out[i] = 0
+  end
+end
+return out
 `}
 
 // Extend sets the expiry of KEYS[1] to ARGV[2] milliseconds from now, only if
@@ -46,6 +82,8 @@ type AcquireReply struct {
 	// HolderTTLms is the holder's remaining time in milliseconds when not
 	// granted (-1: the key has no expiry).
 	HolderTTLms int64
+	// Holder is the start of the holder's token when not granted.
+	Holder string
 }
 
 // DecodeAcquire decodes a reply of Acquire.
@@ -69,7 +107,16 @@ func DecodeAcquire(reply any) (AcquireReply, error) {
 		if err != nil {
 			return AcquireReply{}, fmt.Errorf("acquire: %w", err)
 		}
-		return AcquireReply{HolderTTLms: ttl}, nil
+		r := AcquireReply{HolderTTLms: ttl}
+		if len(arr) > 2 {
+			switch h := arr[2].(type) {
+			case []byte:
+				r.Holder = string(h)
+			case string:
+				r.Holder = h
+			}
+		}
+		return r, nil
 	}
 	return AcquireReply{}, fmt.Errorf("acquire: unexpected flag %d", flag)
 }
@@ -87,6 +134,23 @@ func DecodeFlag(reply any) (bool, error) {
 		return true, nil
 	}
 	return false, fmt.Errorf("unexpected reply %d", n)
+}
+
+// DecodeFlags decodes the array reply of ExtendMany, expecting n flags.
+func DecodeFlags(reply any, n int) ([]bool, error) {
+	arr, ok := reply.([]any)
+	if !ok || len(arr) != n {
+		return nil, fmt.Errorf("extend-many: unexpected reply %T of %d flags, want %d", reply, len(arr), n)
+	}
+	out := make([]bool, n)
+	for i, v := range arr {
+		f, err := DecodeFlag(v)
+		if err != nil {
+			return nil, fmt.Errorf("extend-many: %w", err)
+		}
+		out[i] = f
+	}
+	return out, nil
 }
 
 // Int decodes an integer reply.

@@ -1,0 +1,433 @@
+package redlock
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/quorumlock/quorumlock/clock"
+	"github.com/quorumlock/quorumlock/pool"
+)
+
+// pingEvery is how often an idle subscription connection is pinged; three
+// missed answers in a row mark it dead and it is reopened.
+const pingEvery = 5 * time.Second
+
+// notifier wakes the Locker's waiters when a lock they wait for is released.
+//
+// It keeps at most one Pub/Sub connection per node (for nodes whose Pool is a
+// pool.Subscriber), subscribed to the channels of the locks that some
+// goroutine of this Locker waits for. The release script publishes on the
+// lock's channel after deleting the key. A waiter is woken when a quorum of
+// nodes has announced a release since it last tried — then the lock is free
+// on a quorum — or at once when a lock of this Locker is released. Only the
+// first waiter in line is woken per release, so goroutines sharing a Locker
+// take turns instead of all racing for every release.
+type notifier struct {
+	lk   *Locker
+	stop chan struct{}
+
+	mu      sync.Mutex
+	started bool
+	stopped bool
+	nodes   []*nodeSub // nil entries: the node's Pool cannot subscribe
+	names   map[string]*nameWait
+}
+
+// nameWait is the waiting state of one lock key.
+type nameWait struct {
+	key       string
+	counts    []uint64 // releases announced per node
+	confirmed []bool   // subscription active per node
+	ready     chan struct{}
+	isReady   bool
+	waiters   []*waiter // in arrival order
+}
+
+// waiter is one goroutine waiting in Obtain.
+type waiter struct {
+	nw   *nameWait
+	snap []uint64
+	wake chan struct{} // holds one pending wake-up
+}
+
+func newNotifier(lk *Locker) *notifier {
+	return &notifier{lk: lk, stop: make(chan struct{}), names: map[string]*nameWait{}}
+}
+
+// register puts a waiter in line for key and makes sure the key's channel is
+// subscribed on every node that can. It returns nil when no node can
+// subscribe (the waiter then polls).
+func (n *notifier) register(key string) *waiter {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.stopped {
+		return nil
+	}
+	if !n.started {
+		n.start()
+	}
+	if !n.anySubscriber() {
+		return nil
+	}
+	nw := n.names[key]
+	if nw == nil {
+		nw = &nameWait{
+			key:       key,
+			counts:    make([]uint64, len(n.nodes)),
+			confirmed: make([]bool, len(n.nodes)),
+			ready:     make(chan struct{}),
+		}
+		n.names[key] = nw
+		for _, ns := range n.nodes {
+			if ns != nil {
+				ns.send(func(s pool.Subscription) error { return s.Subscribe(key) })
+			}
+		}
+	}
+	w := &waiter{nw: nw, snap: append([]uint64(nil), nw.counts...), wake: make(chan struct{}, 1)}
+	nw.waiters = append(nw.waiters, w)
+	return w
+}
+
+// live reports whether a quorum of nodes has confirmed w's subscription, so
+// that a release will be heard.
+func (n *notifier) live(w *waiter) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	c := 0
+	for _, ok := range w.nw.confirmed {
+		if ok {
+			c++
+		}
+	}
+	return c >= n.lk.quorum
+}
+
+// waiting reports whether goroutines of this Locker are in line for key.
+func (n *notifier) waiting(key string) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	nw := n.names[key]
+	return nw != nil && len(nw.waiters) > 0
+}
+
+// unregister takes w out of line; the last waiter of a key unsubscribes it.
+// A waiter that leaves without the lock passes a wake-up it received but did
+// not use to the next in line.
+func (n *notifier) unregister(w *waiter, obtained bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	nw := w.nw
+	for i, x := range nw.waiters {
+		if x == w {
+			nw.waiters = append(nw.waiters[:i], nw.waiters[i+1:]...)
+			break
+		}
+	}
+	select {
+	case <-w.wake:
+		if !obtained {
+			n.wakeFirstLocked(nw)
+		}
+	default:
+	}
+	if len(nw.waiters) == 0 && n.names[nw.key] == nw {
+		delete(n.names, nw.key)
+		for _, ns := range n.nodes {
+			if ns != nil {
+				ns.send(func(s pool.Subscription) error { return s.Unsubscribe(nw.key) })
+			}
+		}
+	}
+}
+
+// rearm is called before each attempt: releases announced from now on count
+// toward w's next wake-up; older ones are answered by the attempt itself.
+func (n *notifier) rearm(w *waiter) {
+	n.mu.Lock()
+	copy(w.snap, w.nw.counts)
+	n.mu.Unlock()
+	select {
+	case <-w.wake:
+	default:
+	}
+}
+
+// awaitReady waits until a quorum of nodes confirmed the subscription of w's
+// key, at most d on the Locker's clock.
+func (n *notifier) awaitReady(ctx context.Context, w *waiter, d time.Duration) {
+	t := n.lk.cfg.clock.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-w.nw.ready:
+	case <-t.C():
+	case <-ctx.Done():
+	}
+}
+
+// released is called when a lock of this Locker was released on a quorum:
+// the first local waiter can go at once.
+func (n *notifier) released(key string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if nw := n.names[key]; nw != nil {
+		n.wakeFirstLocked(nw)
+	}
+}
+
+// notice records a release announced by node i.
+func (n *notifier) notice(i int, key string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	nw := n.names[key]
+	if nw == nil {
+		return
+	}
+	nw.counts[i]++
+	for _, w := range nw.waiters {
+		if w.announced() >= n.lk.quorum {
+			n.wakeFirstLocked(nw)
+			return
+		}
+	}
+}
+
+// announced counts the nodes that announced a release since w rearmed.
+func (w *waiter) announced() int {
+	c := 0
+	for i, v := range w.nw.counts {
+		if v > w.snap[i] {
+			c++
+		}
+	}
+	return c
+}
+
+// wakeFirstLocked wakes the first waiter in line; the others need a fresh
+// quorum of announcements, so that one release wakes one waiter.
+func (n *notifier) wakeFirstLocked(nw *nameWait) {
+	for i, w := range nw.waiters {
+		if i == 0 {
+			select {
+			case w.wake <- struct{}{}:
+			default:
+			}
+			continue
+		}
+		copy(w.snap, nw.counts)
+	}
+}
+
+func (n *notifier) confirm(i int, key string, on bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	nw := n.names[key]
+	if nw == nil {
+		return
+	}
+	nw.confirmed[i] = on
+	c := 0
+	for _, ok := range nw.confirmed {
+		if ok {
+			c++
+		}
+	}
+	if c >= n.lk.quorum && !nw.isReady {
+		nw.isReady = true
+		close(nw.ready)
+	}
+}
+
+// disconnected forgets node i's confirmations after its connection broke.
+func (n *notifier) disconnected(i int) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, nw := range n.names {
+		nw.confirmed[i] = false
+	}
+}
+
+func (n *notifier) keys() []string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	keys := make([]string, 0, len(n.names))
+	for k := range n.names {
+		keys = append(keys, k)
+	}
+	return keys
+}
+
+func (n *notifier) anySubscriber() bool {
+	for _, ns := range n.nodes {
+		if ns != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// start launches one connection loop per node that can subscribe; n.mu is
+// held.
+func (n *notifier) start() {
+	n.started = true
+	n.nodes = make([]*nodeSub, len(n.lk.nodes))
+	for i, p := range n.lk.nodes {
+		s, ok := p.(pool.Subscriber)
+		if !ok {
+			continue
+		}
+		ns := &nodeSub{n: n, node: i, src: s}
+		n.nodes[i] = ns
+		n.lk.bg.Go(func() error { ns.loop(); return nil })
+	}
+}
+
+// close stops every connection loop; Locker.Close then waits for them.
+func (n *notifier) close() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.stopped {
+		return
+	}
+	n.stopped = true
+	close(n.stop)
+	for _, ns := range n.nodes {
+		if ns != nil {
+			ns.closeConn()
+		}
+	}
+}
+
+// nodeSub is the Pub/Sub connection to one node, reopened when it breaks.
+type nodeSub struct {
+	n    *notifier
+	node int
+	src  pool.Subscriber
+
+	mu   sync.Mutex
+	conn pool.Subscription
+	last time.Time // when the node last said anything
+}
+
+// send runs f on the connection if there is one; a failure closes it and the
+// loop reopens it (resubscribing every key).
+func (ns *nodeSub) send(f func(pool.Subscription) error) {
+	ns.mu.Lock()
+	conn := ns.conn
+	ns.mu.Unlock()
+	if conn != nil && f(conn) != nil {
+		_ = conn.Close()
+	}
+}
+
+func (ns *nodeSub) closeConn() {
+	ns.mu.Lock()
+	if ns.conn != nil {
+		_ = ns.conn.Close()
+	}
+	ns.mu.Unlock()
+}
+
+func (ns *nodeSub) loop() {
+	c := ns.n.lk.cfg.clock
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-ns.n.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	for retry := 0; ; retry++ {
+		if ctx.Err() != nil {
+			return
+		}
+		conn, err := ns.src.Subscribe(ctx)
+		if err != nil {
+			wait := min(time.Duration(1<<min(retry, 10))*10*time.Millisecond, 5*time.Second)
+			if clock.Sleep(ctx, c, wait) != nil {
+				return
+			}
+			continue
+		}
+		retry = 0
+		ns.mu.Lock()
+		ns.conn, ns.last = conn, c.Now()
+		ns.mu.Unlock()
+		if ctx.Err() != nil { // closed while connecting
+			_ = conn.Close()
+			return
+		}
+		if keys := ns.n.keys(); len(keys) > 0 {
+			if conn.Subscribe(keys...) != nil {
+				_ = conn.Close()
+			}
+		}
+		ping := ns.watch(conn)
+		ns.receive(conn)
+		ping.Stop()
+		_ = conn.Close()
+		ns.mu.Lock()
+		ns.conn = nil
+		ns.mu.Unlock()
+		ns.n.disconnected(ns.node)
+	}
+}
+
+// watch pings conn every pingEvery and closes it when the node has been
+// silent for three intervals: a hung or cut-off node.
+func (ns *nodeSub) watch(conn pool.Subscription) clock.Timer {
+	c := ns.n.lk.cfg.clock
+	var mu sync.Mutex
+	var t clock.Timer
+	var tick func()
+	tick = func() {
+		ns.mu.Lock()
+		silent := c.Since(ns.last)
+		ns.mu.Unlock()
+		if silent > 3*pingEvery || conn.Ping() != nil {
+			_ = conn.Close()
+			return
+		}
+		mu.Lock()
+		t = c.AfterFunc(pingEvery, tick)
+		mu.Unlock()
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	t = c.AfterFunc(pingEvery, tick)
+	return stopper(func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return t.Stop()
+	})
+}
+
+func (ns *nodeSub) receive(conn pool.Subscription) {
+	c := ns.n.lk.cfg.clock
+	for {
+		ev, err := conn.Receive(0)
+		if err != nil {
+			return
+		}
+		ns.mu.Lock()
+		ns.last = c.Now()
+		ns.mu.Unlock()
+		switch ev.Kind {
+		case pool.EventMessage:
+			ns.n.notice(ns.node, ev.Channel)
+		case pool.EventSubscribed:
+			ns.n.confirm(ns.node, ev.Channel, true)
+		case pool.EventUnsubscribed:
+			ns.n.confirm(ns.node, ev.Channel, false)
+		}
+	}
+}
+
+// stopper adapts a stop function to clock.Timer.
+type stopper func() bool
+
+func (s stopper) C() <-chan time.Time { return nil }
+func (s stopper) Stop() bool          { return s() }
