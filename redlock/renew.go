@@ -35,7 +35,7 @@ type keepAlive struct {
 	extensions    int
 	due           time.Time
 	slack         time.Duration // renew this much early to share a round
-	index         int // in the queue; -1 when not queued
+	index         int           // in the queue; -1 when not queued
 }
 
 // KeepAlive renews the lock automatically, each time a third of its TTL has
