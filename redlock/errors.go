@@ -51,6 +51,8 @@ type NodeVote struct {
 	// HolderTTL is, for a refused obtain, the current holder's remaining time
 	// on this node (negative when the key has no expiry).
 	HolderTTL time.Duration
+	// Fence is, for a fenced grant, the node's fence counter.
+	Fence int64
 	// Holder is, for a refused obtain, the first characters of the current
 	// holder's token: equal values on two nodes mean the same owner.
 	Holder string

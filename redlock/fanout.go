@@ -23,12 +23,13 @@ type nodeOp func(ctx context.Context, p pool.Pool) (any, error)
 // fanout starts op on the listed nodes (all nodes when list is nil), each in
 // its own goroutine tracked by the Locker, each bounded by ctx and by timeout
 // on the Locker's clock. Replies arrive on the returned channel, which has
-// room for all of them so that stragglers never block. after, if set, runs in
-// the node's goroutine once its reply has been sent.
+// room for all of them so that stragglers never block. settle, if set, runs in
+// the node's goroutine just before its reply is delivered (so the reply's
+// reader sees what it recorded); the function it returns, if any, runs after.
 //
 // It fails with ErrClosed once Close has been called: no goroutine is started
 // after Close begins to wait for them.
-func (lk *Locker) fanout(ctx context.Context, list []int, timeout time.Duration, op nodeOp, after func(reply)) (<-chan reply, int, error) {
+func (lk *Locker) fanout(ctx context.Context, list []int, timeout time.Duration, op nodeOp, settle func(reply) func()) (<-chan reply, int, error) {
 	n := len(list)
 	if list == nil {
 		n = len(lk.nodes)
@@ -58,13 +59,17 @@ func (lk *Locker) fanout(ctx context.Context, list []int, timeout time.Duration,
 				err = errNodeTimeout{timeout: timeout, cause: err}
 			}
 			r := reply{node: i, val: val, err: err, latency: lk.cfg.clock.Since(start)}
+			var then func()
+			if settle != nil {
+				then = settle(r)
+			}
 			out <- r
 			if left.Add(-1) == 0 {
 				timer.Stop()
 				cancel()
 			}
-			if after != nil {
-				after(r)
+			if then != nil {
+				then()
 			}
 			return nil
 		})

@@ -19,6 +19,8 @@ type Lock struct {
 	name string
 	acq  *acquisition
 
+	fence uint64
+
 	mu         sync.Mutex
 	ttl        time.Duration
 	validUntil time.Time
@@ -42,6 +44,12 @@ func (l *Lock) Name() string { return l.name }
 
 // Token returns the random value that identifies this owner on the nodes.
 func (l *Lock) Token() string { return l.acq.token }
+
+// Fence returns the lock's fencing token, or 0 when the Locker was not
+// created WithFencing. Tokens of later holders of any lock of the same key
+// prefix on the same nodes are larger; pass it to the protected storage and
+// have it reject writes carrying a token smaller than the largest it has seen.
+func (l *Lock) Fence() uint64 { return l.fence }
 
 // ValidUntil returns the instant, on the Locker's monotonic clock, until which
 // the lock is held: the start of the round that obtained or last extended it,

@@ -119,6 +119,9 @@ func checkName(name string) error {
 	if name == "" {
 		return invalidf("empty lock name")
 	}
+	if strings.HasPrefix(name, reserved) {
+		return invalidf("lock names must not start with a NUL byte")
+	}
 	return nil
 }
 

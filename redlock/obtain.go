@@ -171,9 +171,13 @@ func (lk *Locker) attempt(ctx context.Context, name, key string, ttl time.Durati
 		answered: make([]bool, len(lk.nodes)),
 	}
 	ttlms := strconv.FormatInt(ttl.Milliseconds(), 10)
+	script, keys := scripts.Acquire, a.keys
+	if lk.cfg.fencing {
+		script, keys = scripts.AcquireFenced, []string{key, lk.cfg.fenceKey()}
+	}
 	start := lk.cfg.clock.Now()
 	ch, n, err := lk.fanout(ctx, nil, a.timeout, func(ctx context.Context, p pool.Pool) (any, error) {
-		return p.Eval(ctx, scripts.Acquire, a.keys, a.token, ttlms)
+		return p.Eval(ctx, script, keys, a.token, ttlms)
 	}, a.settle)
 	if err != nil {
 		return nil, err
@@ -183,9 +187,16 @@ func (lk *Locker) attempt(ctx context.Context, name, key string, ttl time.Durati
 	case cerr != nil:
 		err = cerr
 	case tally.Reached():
+		var fence int64
+		if lk.cfg.fencing {
+			fence, err = lk.settleFence(ctx, name, keys, a, votes)
+			if err != nil {
+				break
+			}
+		}
 		drift := lk.cfg.drift(ttl)
 		if lk.cfg.clock.Since(start) < ttl-drift {
-			return &Lock{lk: lk, name: name, acq: a, ttl: ttl, acquiredAt: start, validUntil: start.Add(ttl - drift)}, nil
+			return &Lock{lk: lk, name: name, acq: a, ttl: ttl, fence: uint64(fence), acquiredAt: start, validUntil: start.Add(ttl - drift)}, nil
 		}
 		err = &QuorumError{Op: "obtain", Name: name, Quorum: lk.quorum, Votes: votes, Err: ErrExpired}
 	default:
@@ -215,7 +226,45 @@ func classifyAcquire(r reply) NodeVote {
 	if err != nil {
 		return NodeVote{Err: err}
 	}
-	return NodeVote{Yes: ar.Granted, HolderTTL: time.Duration(ar.HolderTTLms) * time.Millisecond, Holder: ar.Holder}
+	return NodeVote{Yes: ar.Granted, Fence: ar.Fence, HolderTTL: time.Duration(ar.HolderTTLms) * time.Millisecond, Holder: ar.Holder}
+}
+
+// settleFence returns the fencing token of a granted attempt: the largest
+// counter among the yes votes. Unless every yes vote already reports it, it
+// is first written to the nodes, and a quorum of nodes that still hold our
+// key must confirm it, so that any later quorum meets a counter at least as
+// large.
+func (lk *Locker) settleFence(ctx context.Context, name string, keys []string, a *acquisition, votes []NodeVote) (int64, error) {
+	var fence int64
+	for _, v := range votes {
+		if v.Answered && v.Yes {
+			fence = max(fence, v.Fence)
+		}
+	}
+	agreed := 0
+	for _, v := range votes {
+		if v.Answered && v.Yes && v.Fence == fence {
+			agreed++
+		}
+	}
+	if agreed >= lk.quorum {
+		return fence, nil
+	}
+	arg := strconv.FormatInt(fence, 10)
+	ch, n, err := lk.fanout(ctx, nil, a.timeout, func(ctx context.Context, p pool.Pool) (any, error) {
+		return p.Eval(ctx, scripts.RaiseFence, keys, a.token, arg)
+	}, nil)
+	if err != nil {
+		return 0, err
+	}
+	raised, tally, cerr := lk.collect(ctx, ch, n, classifyFlag)
+	if cerr != nil {
+		return 0, cerr
+	}
+	if !tally.Reached() {
+		return 0, &QuorumError{Op: "obtain (fence)", Name: name, Quorum: lk.quorum, Votes: raised, Err: verdict(raised, lk.quorum, ErrExpired)}
+	}
+	return fence, nil
 }
 
 // acquisition is the per-node state of one attempt's keys: which nodes have
@@ -234,15 +283,18 @@ type acquisition struct {
 	abandoned bool
 }
 
-// settle runs in a node's goroutine after its acquire reply was delivered.
-func (a *acquisition) settle(r reply) {
+// settle runs in a node's goroutine just before its acquire reply is
+// delivered: from then on whoever abandons the attempt cleans the node up;
+// if it was abandoned already, the node cleans itself up.
+func (a *acquisition) settle(r reply) func() {
 	a.mu.Lock()
 	a.answered[r.node] = true
 	abandoned := a.abandoned
 	a.mu.Unlock()
 	if abandoned {
-		a.releaseNow(r.node)
+		return func() { a.releaseNow(r.node) }
 	}
+	return nil
 }
 
 // abandon marks the attempt abandoned and returns the nodes that had already

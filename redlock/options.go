@@ -1,6 +1,7 @@
 package redlock
 
 import (
+	"strings"
 	"time"
 
 	"github.com/quorumlock/quorumlock/clock"
@@ -30,6 +31,7 @@ type config struct {
 	backoff     Backoff
 	nodeTimeout time.Duration
 	prefix      string
+	fencing     bool
 }
 
 func defaultConfig() config {
@@ -66,14 +68,28 @@ const SafetyPoll = time.Second
 var fallbackBackoff = ExponentialBackoff(2*time.Millisecond, 256*time.Millisecond)
 
 // WithNodeTimeout bounds each node's answer in every round. By default it is
-// a twentieth of the TTL, between 50ms and 500ms, and never more than the
-// TTL minus the drift allowance. A slow node does not slow a round whose
+// a tenth of the TTL, between 100ms and 1s, and never more than the TTL minus
+// the drift allowance. A slow node does not slow a round whose
 // quorum answered: the round is decided without it.
 func WithNodeTimeout(d time.Duration) Option { return func(c *config) { c.nodeTimeout = d } }
 
 // WithKeyPrefix sets the prefix of every lock's Redis key (default
 // "quorumlock:"). All Lockers sharing a lock must use the same prefix.
 func WithKeyPrefix(p string) Option { return func(c *config) { c.prefix = p } }
+
+// WithFencing makes every lock carry a fencing token (Lock.Fence): a number
+// that is larger for each later holder of any lock of this prefix, so that a
+// storage can refuse the writes of a holder whose lock has expired (a paused
+// or partitioned client) once it has seen a newer token.
+//
+// Each node keeps one counter for the prefix; a grant increments it. The
+// token is the largest counter among the nodes that granted the lock; when
+// they disagree, it is first written to a quorum of nodes still holding the
+// lock (one more round trip) before Obtain returns. Any later quorum shares a
+// node with this one, whose counter is already at least the token, so the
+// later token is larger. A node that restarts without persistence loses its
+// counter: keep fencing nodes durable or delay their restarts beyond the TTL.
+func WithFencing() Option { return func(c *config) { c.fencing = true } }
 
 func (c *config) validate() error {
 	switch {
@@ -83,9 +99,20 @@ func (c *config) validate() error {
 		return invalidf("drift factor %v out of range [0, 0.5)", c.driftFactor)
 	case c.nodeTimeout < 0:
 		return invalidf("negative node timeout %v", c.nodeTimeout)
+	case strings.HasPrefix(c.prefix, reserved):
+		return invalidf("key prefix must not start with a NUL byte")
 	}
 	return nil
 }
+
+// reserved starts the names of keys that are not locks (the fence counter);
+// lock names and prefixes must not start with it.
+const reserved = "\x00"
+
+// fenceKey is the node's fence counter for the prefix. It never starts with
+// the prefix, so a lock name cannot collide with it and a reset of every key
+// under the prefix leaves it alone.
+func (c *config) fenceKey() string { return reserved + "fence:" + c.prefix }
 
 // drift returns the allowance subtracted from a TTL for clock drift.
 func (c *config) drift(ttl time.Duration) time.Duration {
@@ -97,7 +124,7 @@ func (c *config) timeoutFor(ttl time.Duration) time.Duration {
 	budget := ttl - c.drift(ttl)
 	d := c.nodeTimeout
 	if d == 0 {
-		d = min(max(ttl/20, 50*time.Millisecond), 500*time.Millisecond)
+		d = min(max(ttl/10, 100*time.Millisecond), time.Second)
 	}
 	return min(d, budget)
 }

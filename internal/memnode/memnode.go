@@ -160,10 +160,24 @@ func (n *Node) run(name string, keys []string, args []any) (any, error) {
 	if name == "extend-many" {
 		return n.extendMany(keys, args)
 	}
-	if len(keys) != 1 {
-		return nil, &pool.ServerError{Msg: fmt.Sprintf("ERR script %s expects 1 key, got %d", name, len(keys))}
+	if len(keys) < 1 {
+		return nil, &pool.ServerError{Msg: fmt.Sprintf("ERR script %s expects a key", name)}
 	}
 	key := keys[0]
+	fence := func() (int64, error) {
+		if len(keys) < 2 {
+			return 0, &pool.ServerError{Msg: "ERR script " + name + " expects a fence key"}
+		}
+		e, ok := n.lookup(keys[1])
+		if !ok {
+			return 0, nil
+		}
+		v, err := strconv.ParseInt(e.val, 10, 64)
+		if err != nil || e.notString {
+			return 0, &pool.ServerError{Msg: "ERR value is not an integer or out of range"}
+		}
+		return v, nil
+	}
 	str := func(i int) string {
 		if i < len(args) {
 			return fmt.Sprint(args[i])
@@ -180,12 +194,21 @@ func (n *Node) run(name string, keys []string, args []any) (any, error) {
 	wrongType := &pool.ServerError{Msg: "WRONGTYPE Operation against a key holding the wrong kind of value"}
 	e, exists := n.lookup(key)
 	switch name {
-	case "acquire":
+	case "acquire", "acquire-fenced":
 		ttl, err := ms(1)
 		if err != nil {
 			return nil, err
 		}
 		if !exists {
+			if name == "acquire-fenced" {
+				f, err := fence()
+				if err != nil {
+					return nil, err
+				}
+				n.keys[key] = entry{val: str(0), expires: n.clock.Now().Add(ttl)}
+				n.keys[keys[1]] = entry{val: strconv.FormatInt(f+1, 10)}
+				return []any{int64(1), f + 1}, nil
+			}
 			n.keys[key] = entry{val: str(0), expires: n.clock.Now().Add(ttl)}
 			return []any{int64(1)}, nil
 		}
@@ -206,6 +229,22 @@ func (n *Node) run(name string, keys []string, args []any) (any, error) {
 			if name == "release" {
 				n.publish(key)
 			}
+			return int64(1), nil
+		}
+		return int64(0), nil
+	case "raise-fence":
+		f, err := fence()
+		if err != nil {
+			return nil, err
+		}
+		want, err := strconv.ParseInt(str(1), 10, 64)
+		if err != nil {
+			return nil, &pool.ServerError{Msg: "ERR fence is not an integer"}
+		}
+		if f < want {
+			n.keys[keys[1]] = entry{val: strconv.FormatInt(want, 10)}
+		}
+		if exists && !e.notString && e.val == str(0) {
 			return int64(1), nil
 		}
 		return int64(0), nil

@@ -25,6 +25,34 @@ end
 return {0, redis.call('PTTL', KEYS[1]), string.sub(v, 1, 8)}
 `}
 
+// AcquireFenced is Acquire that also draws a fencing token: when granted it
+// increments the node's fence counter KEYS[2] and replies {1, counter}.
+var AcquireFenced = &pool.Script{Name: "acquire-fenced", Src: `
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  return {1, redis.call('INCR', KEYS[2])}
+end
+local v = redis.pcall('GET', KEYS[1])
+if type(v) ~= 'string' then
+  return redis.error_reply('WRONGTYPE lock key holds a value that is not a string')
+end
+return {0, redis.call('PTTL', KEYS[1]), string.sub(v, 1, 8)}
+`}
+
+// RaiseFence raises the node's fence counter KEYS[2] to at least ARGV[2]
+// (never lowering it) and replies 1 if KEYS[1] still holds the token ARGV[1],
+// 0 otherwise. Only the first reply proves that no later owner could have
+// drawn a token from this node before the counter reached ARGV[2].
+var RaiseFence = &pool.Script{Name: "raise-fence", Src: `
+local c = tonumber(redis.call('GET', KEYS[2]) or '0')
+if c < tonumber(ARGV[2]) then
+  redis.call('SET', KEYS[2], ARGV[2])
+end
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return 1
+end
+return 0
+`}
+
 // HolderIDLen is how many characters of the holder's token Acquire returns.
 const HolderIDLen = 8
 
@@ -79,6 +107,8 @@ return 0
 // AcquireReply is the decoded reply of Acquire.
 type AcquireReply struct {
 	Granted bool
+	// Fence is the node's fence counter after a fenced grant.
+	Fence int64
 	// HolderTTLms is the holder's remaining time in milliseconds when not
 	// granted (-1: the key has no expiry).
 	HolderTTLms int64
@@ -98,7 +128,15 @@ func DecodeAcquire(reply any) (AcquireReply, error) {
 	}
 	switch flag {
 	case 1:
-		return AcquireReply{Granted: true}, nil
+		r := AcquireReply{Granted: true}
+		if len(arr) > 1 {
+			f, err := Int(arr[1])
+			if err != nil {
+				return AcquireReply{}, fmt.Errorf("acquire: fence: %w", err)
+			}
+			r.Fence = f
+		}
+		return r, nil
 	case 0:
 		if len(arr) < 2 {
 			return AcquireReply{}, fmt.Errorf("acquire: refusal without holder TTL")
