@@ -1,0 +1,146 @@
+package integration
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gomodule/redigo/redis"
+
+	"github.com/quorumlock/quorumlock/internal/history"
+	"github.com/quorumlock/quorumlock/redlock"
+)
+
+// Scenario 7: the hazard Redlock documents for nodes that forget. On three
+// nodes, client A holds the lock on nodes 0 and 1 only (node 2 was cut off
+// when A locked). Node 1 crashes and restarts. Client B, trying all along,
+// then asks for the lock while A still holds it:
+//
+//   - without persistence, node 1 comes back empty and grants B the lock, and
+//     so does node 2: B holds a quorum while A still does. The history
+//     checker must report that overlap: this case proves the checker can fail;
+//   - the remedies remove the overlap: keeping node 1 down for longer than
+//     the TTL (every lock it granted has expired before it rejoins), or
+//     making it fsync every write (AOF, appendfsync always) so that it comes
+//     back still holding A's lock.
+func TestRestartWithoutPersistence(t *testing.T) {
+	const ttl = 3 * time.Second
+	tests := []struct {
+		name         string
+		persistence  Persistence
+		restartAfter time.Duration // from the crash to the restart
+		forgets      bool          // whether node 1 comes back without A's key
+		wantOverlap  bool
+	}{
+		{"hazard: immediate restart without persistence", NoPersistence, 0, true, true},
+		{"remedy: restart delayed past the TTL", NoPersistence, ttl + ttl/4, true, false},
+		{"remedy: AOF with appendfsync always", AOFAlways, 0, false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := startCluster(t, Config{Nodes: 3, Persistence: tt.persistence})
+			clients := newClients(t, c, 2)
+			a, b := clients[0], clients[1]
+			rec := newRecorder()
+			ctx := context.Background()
+			const name = "restart"
+			key := redlock.DefaultKeyPrefix + name
+
+			// A locks while node 2 is cut off: it holds nodes 0 and 1, a
+			// bare quorum.
+			c.Node(2).Cut()
+			lockA, err := a.TryObtain(ctx, name, ttl)
+			acquiredA := rec.Now()
+			c.Node(2).Heal()
+			if err != nil {
+				t.Fatalf("A: %v", err)
+			}
+			for i, want := range []string{lockA.Token(), lockA.Token(), ""} {
+				if got := get(t, c.Node(i), key); got != want {
+					t.Fatalf("node %d holds %q, want %q: the crafted start did not happen", i, got, want)
+				}
+			}
+
+			// B tries from the moment node 1 crashes.
+			runID, err := c.Node(1).RunID(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := c.Node(1).Kill(ctx); err != nil {
+				t.Fatal(err)
+			}
+			var wg sync.WaitGroup
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				octx, cancel := context.WithTimeout(ctx, 2*ttl+5*time.Second)
+				defer cancel()
+				lockB, err := b.Obtain(octx, name, ttl)
+				if err != nil {
+					t.Errorf("B never got the lock: %v", err)
+					return
+				}
+				acquiredB := rec.Now()
+				time.Sleep(100 * time.Millisecond)
+				rec.Add(history.Section{Holder: "B", Name: name, Acquired: acquiredB, ValidUntil: lockB.ValidUntil(), Released: rec.Now()})
+				if err := lockB.Release(ctx); err != nil {
+					t.Errorf("B release: %v", err)
+				}
+			}()
+
+			time.Sleep(tt.restartAfter)
+			if err := c.Node(1).Start(ctx); err != nil {
+				t.Fatal(err)
+			}
+			restarted := rec.Now()
+			if id, err := c.Node(1).RunID(ctx); err != nil || id == runID {
+				t.Fatalf("node 1 run_id %q before the crash, %q (%v) after: it did not restart", runID, id, err)
+			}
+			held := get(t, c.Node(1), key) == lockA.Token()
+			if held == tt.forgets {
+				t.Fatalf("node 1 holds A's key after the restart: %v, want %v", held, !tt.forgets)
+			}
+			t.Logf("node 1 restarted %v after A locked (%v), holding A's key: %v",
+				restarted.Sub(acquiredA).Round(time.Millisecond), tt.persistence, held)
+
+			// A works until just before its validity ends, then releases.
+			time.Sleep(time.Until(lockA.ValidUntil().Add(-50 * time.Millisecond)))
+			rec.Add(history.Section{Holder: "A", Name: name, Acquired: acquiredA, ValidUntil: lockA.ValidUntil(), Released: rec.Now()})
+			if err := lockA.Release(ctx); err != nil {
+				t.Logf("A release: %v", err)
+			}
+			wg.Wait()
+
+			res := history.Check(rec.Sections())
+			if res.Sections != 2 {
+				t.Fatalf("history: %v, want A's and B's sections", res)
+			}
+			if !tt.wantOverlap {
+				requireExclusive(t, rec)
+				return
+			}
+			if len(res.Overlaps()) == 0 {
+				t.Fatalf("the checker found no overlap in the crafted hazard: %v", res)
+			}
+			for _, v := range res.Overlaps() {
+				t.Logf("the checker found the hazard, as it must: %v", v)
+			}
+		})
+	}
+}
+
+// get returns the value of key on n, read directly, or "" if there is none.
+func get(t *testing.T, n *Node, key string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	v, err := redis.String(n.Do(ctx, "GET", key))
+	if err == redis.ErrNil {
+		return ""
+	}
+	if err != nil {
+		t.Fatalf("GET %s on %v: %v", key, n, err)
+	}
+	return v
+}
