@@ -27,6 +27,7 @@ type Node struct {
 	calls   int
 	applied int
 	subs    []*sub
+	info    Info
 }
 
 type entry struct {
