@@ -157,6 +157,11 @@ func start(f func() (*redlock.Lock, error)) <-chan result {
 // when ch has not delivered after hangBound, which means the caller waits on a
 // timer later than limit. It returns the result and the fake time at which it
 // arrived.
+//
+// A jump does not wait for calls in flight, so a round's node timeout that
+// falls before limit may fire while the nodes are still answering: callers
+// give the Locker a node timeout beyond limit (WithNodeTimeout and a long
+// TTL) unless that is what they test.
 func driveUntil(t testing.TB, fc *clock.Fake, limit time.Time, ch <-chan result) (result, time.Time) {
 	t.Helper()
 	deadline := time.Now().Add(hangBound)
@@ -177,6 +182,26 @@ func driveUntil(t testing.TB, fc *clock.Fake, limit time.Time, ch <-chan result)
 		}
 		time.Sleep(100 * time.Microsecond)
 	}
+}
+
+// obtainEverywhere obtains name on lk and waits until every node of c holds
+// the lock: the round is decided by a quorum, and a node that answers after
+// the fake clock moved would otherwise hold the key longer than the others.
+func obtainEverywhere(t testing.TB, c *cluster, lk *redlock.Locker, name string, ttl time.Duration) *redlock.Lock {
+	t.Helper()
+	l, err := lk.TryObtain(t.Context(), name, ttl)
+	if err != nil {
+		t.Fatalf("TryObtain(%q): %v", name, err)
+	}
+	eventually(t, "every node holds the key", func() bool {
+		for _, n := range c.nodes {
+			if val, _, ok := n.Get(lockKey(name)); !ok || val != l.Token() {
+				return false
+			}
+		}
+		return true
+	})
+	return l
 }
 
 // quorumError returns err as a *QuorumError, failing t if it is not one.

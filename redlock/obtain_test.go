@@ -449,12 +449,9 @@ func TestObtainCancelledMidRoundReleases(t *testing.T) {
 // Obtain retries until the holder's key has expired on a quorum.
 func TestObtainRetriesUntilFree(t *testing.T) {
 	c := newCluster(t, 3)
-	holder := c.locker()
-	if _, err := holder.TryObtain(t.Context(), "r", 25*time.Millisecond); err != nil {
-		t.Fatal(err)
-	}
-	lk := c.locker(redlock.WithBackoff(redlock.ConstantBackoff(10 * time.Millisecond)))
-	ch := start(func() (*redlock.Lock, error) { return lk.Obtain(t.Context(), "r", time.Second) })
+	obtainEverywhere(t, c, c.locker(), "r", 25*time.Millisecond)
+	lk := c.locker(redlock.WithBackoff(redlock.ConstantBackoff(10*time.Millisecond)), redlock.WithNodeTimeout(time.Hour))
+	ch := start(func() (*redlock.Lock, error) { return lk.Obtain(t.Context(), "r", time.Minute) })
 	r, at := driveUntil(t, c.clock, epoch.Add(26*time.Millisecond), ch)
 	if r.err != nil {
 		t.Fatalf("Obtain: %v", r.err)
@@ -490,8 +487,8 @@ func TestObtainWaitsNoLongerThanHolderTTL(t *testing.T) {
 				}
 			}
 			backoff, failures := signalBackoff(time.Hour)
-			lk := c.locker(redlock.WithBackoff(backoff))
-			ch := start(func() (*redlock.Lock, error) { return lk.Obtain(t.Context(), "w", time.Second) })
+			lk := c.locker(redlock.WithBackoff(backoff), redlock.WithNodeTimeout(time.Hour))
+			ch := start(func() (*redlock.Lock, error) { return lk.Obtain(t.Context(), "w", time.Minute) })
 			recv(t, "first failed attempt", failures)
 			r, at := driveUntil(t, c.clock, epoch.Add(tc.latest+time.Millisecond), ch)
 			if r.err != nil {
@@ -566,15 +563,25 @@ func TestObtainBackoffGivesUp(t *testing.T) {
 		n.Set(lockKey("g"), "someone-else", time.Hour)
 		probes[i] = newProbe(n)
 	}
-	lk := newLocker(t, c.clock, probes, redlock.WithBackoff(redlock.LimitAttempts(redlock.ConstantBackoff(5*time.Millisecond), 3)))
-	ch := start(func() (*redlock.Lock, error) { return lk.Obtain(t.Context(), "g", time.Second) })
-	r, _ := driveUntil(t, c.clock, epoch.Add(time.Minute), ch)
+	lk := newLocker(t, c.clock, probes, redlock.WithBackoff(redlock.LimitAttempts(redlock.ConstantBackoff(5*time.Millisecond), 3)), redlock.WithNodeTimeout(time.Hour))
+	ch := start(func() (*redlock.Lock, error) { return lk.Obtain(t.Context(), "g", time.Minute) })
+	r, _ := driveUntil(t, c.clock, epoch.Add(time.Second), ch)
 	if !errors.Is(r.err, redlock.ErrHeld) || errors.Is(r.err, context.Canceled) {
 		t.Fatalf("Obtain = %v, want the last attempt's ErrHeld", r.err)
 	}
 	quorumError(t, r.err)
+	// The last round was decided without waiting for every node: its calls
+	// may still be on their way.
+	eventually(t, "three attempts reach every node", func() bool {
+		for _, p := range probes {
+			if p.(*probe).count(scripts.Acquire.Name) < 3 {
+				return false
+			}
+		}
+		return true
+	})
 	for _, p := range probes {
-		if got := p.(*probe).count("acquire"); got != 3 {
+		if got := p.(*probe).count(scripts.Acquire.Name); got != 3 {
 			t.Errorf("%s: %d attempts, want 3", p.Addr(), got)
 		}
 	}
@@ -584,6 +591,7 @@ func TestObtainBackoffGivesUp(t *testing.T) {
 	if err := within(t, "Obtain", func() error { _, err := lk.Obtain(t.Context(), "g", time.Second); return err }); !errors.Is(err, redlock.ErrHeld) {
 		t.Fatalf("Obtain with NoRetry = %v, want ErrHeld", err)
 	}
+	eventually(t, "the attempt reaches the node", func() bool { return probes[0].(*probe).count(scripts.Acquire.Name) >= 4 })
 	if got := probes[0].(*probe).count(scripts.Acquire.Name); got != 4 {
 		t.Errorf("NoRetry made %d attempts, want 1", got-3)
 	}
@@ -685,21 +693,7 @@ func TestMinTTLLeavesValidityAtAnyDriftFactor(t *testing.T) {
 // tells how long the holder has left there.
 func TestTryObtainHeld(t *testing.T) {
 	c := newCluster(t, 3)
-	holder := c.locker()
-	hl, err := holder.TryObtain(t.Context(), "held", time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The round was decided by two nodes; let the third answer too before
-	// time moves, or its key would expire 100ms later than the others.
-	eventually(t, "every node holds the key", func() bool {
-		for _, n := range c.nodes {
-			if val, _, ok := n.Get(lockKey("held")); !ok || val != hl.Token() {
-				return false
-			}
-		}
-		return true
-	})
+	obtainEverywhere(t, c, c.locker(), "held", time.Second)
 	c.clock.Advance(100 * time.Millisecond)
 	lk := c.locker()
 	l, err := lk.TryObtain(t.Context(), "held", time.Second)
