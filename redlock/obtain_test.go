@@ -366,6 +366,10 @@ func TestObtainWaitsForUndecidedRound(t *testing.T) {
 	lk := c.locker(redlock.WithNodeTimeout(100 * time.Millisecond))
 	c.nodes[1].Hang()
 	ch := start(func() (*redlock.Lock, error) { return lk.TryObtain(t.Context(), "u", time.Second) })
+	eventually(t, "the healthy node grants", func() bool {
+		_, _, ok := c.nodes[0].Get(lockKey("u"))
+		return ok
+	})
 	r, at := driveUntil(t, c.clock, epoch.Add(100*time.Millisecond), ch)
 	if at.Sub(epoch) != 100*time.Millisecond {
 		t.Errorf("the round was decided at %v, want at the node timeout (100ms)", at.Sub(epoch))
