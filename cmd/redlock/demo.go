@@ -58,7 +58,7 @@ type demoConfig struct {
 func (c *cli) demo(args []string) int {
 	cmd := c.newCommand("demo", demoHelp)
 	nf := cmd.addNodeFlags()
-	cfg := demoConfig{work: 5 * time.Millisecond, ttl: 2 * time.Second, patient: 20 * time.Second}
+	cfg := demoConfig{work: 5 * time.Millisecond, ttl: 2 * time.Second, patient: time.Minute}
 	cmd.fs.IntVar(&cfg.workers, "workers", 50, "concurrent buyers")
 	cmd.fs.IntVar(&cfg.stock, "stock", 10, "items in stock")
 	cmd.fs.DurationVar(&cfg.work, "work", cfg.work, "time a buyer spends between reading and writing the stock")

@@ -124,3 +124,16 @@ func (c *cuttable) Eval(ctx context.Context, s *pool.Script, keys []string, args
 	}
 	return c.Pool.Eval(ctx, s, keys, args...)
 }
+
+// Subscribe lets the Locker hear release notices through a cuttable pool
+// as it would through the pool itself.
+func (c *cuttable) Subscribe(ctx context.Context) (pool.Subscription, error) {
+	if c.cut.Load() {
+		return nil, errCut
+	}
+	s, ok := c.Pool.(pool.Subscriber)
+	if !ok {
+		return nil, errors.New("node cannot subscribe")
+	}
+	return s.Subscribe(ctx)
+}

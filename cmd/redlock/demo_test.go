@@ -36,7 +36,7 @@ func assertClosed(t *testing.T, out string) {
 
 func TestDemoStartsKillsAndCleansUpItsNodes(t *testing.T) {
 	requireRedis(t)
-	r := runCLI(t, time.Minute, nil, "demo")
+	r := runCLI(t, 2*time.Minute, nil, "demo")
 	if r.code != exitOK {
 		t.Fatalf("exit %d, want 0\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
 	}
@@ -58,7 +58,7 @@ func TestDemoStartsKillsAndCleansUpItsNodes(t *testing.T) {
 
 func TestDemoOnGivenNodesCutsOffInsteadOfKilling(t *testing.T) {
 	servers := redistest.Start(t, 3)
-	r := runCLI(t, time.Minute, []string{nodesEnvOf(servers)}, "demo", "--workers", "20", "--stock", "6")
+	r := runCLI(t, 2*time.Minute, []string{nodesEnvOf(servers)}, "demo", "--workers", "20", "--stock", "6")
 	if r.code != exitOK {
 		t.Fatalf("exit %d, want 0\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
 	}

@@ -43,6 +43,9 @@ type subcommand struct {
 
 func subcommands() []subcommand {
 	return []subcommand{
+		{"run", "run a command while holding a lock, renewing it, and release it at exit", (*cli).run},
+		{"status", "show who holds a lock on each node and whether a quorum does", (*cli).status},
+		{"reset", "force-release one lock, or every lock, on every node", (*cli).reset},
 		{"demo", "start 5 local Redis nodes and show the lock preventing an oversell", (*cli).demo},
 	}
 }
