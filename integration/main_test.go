@@ -148,7 +148,11 @@ func requireExclusive(t *testing.T, rec *history.Recorder) history.Result {
 func logStats(t *testing.T, stats []Stats) {
 	t.Helper()
 	for _, s := range stats {
-		t.Log(s)
+		if s.LastErr != nil {
+			t.Logf("%v; last error: %v", s, s.LastErr)
+		} else {
+			t.Log(s)
+		}
 	}
 }
 

@@ -208,15 +208,16 @@ func (p *Proxy) pump(l *link, src, dst net.Conn) {
 	go func() {
 		defer close(reading)
 		defer close(queue)
+		buf := make([]byte, chunkSize)
 		for {
-			buf := make([]byte, chunkSize)
 			n, err := src.Read(buf)
 			if n > 0 {
 				p.mu.Lock()
 				half := p.latency / 2
 				p.mu.Unlock()
+				data := append([]byte(nil), buf[:n]...)
 				select {
-				case queue <- chunk{data: buf[:n], due: time.Now().Add(half)}:
+				case queue <- chunk{data: data, due: time.Now().Add(half)}:
 				case <-l.done:
 					return
 				}
