@@ -660,12 +660,8 @@ func judgeEviction(st *NodeStatus) {
 
 func (lk *Locker) judgePersistence(st *NodeStatus) {
 	// What a crash costs, and what covers it.
-	quarantine := "the restart quarantine (on by default) discards its votes for the longest TTL after it comes back empty, which covers it"
-	verdict := VerdictWarning
-	if lk.cfg.noRestartGuard {
-		quarantine = "and restart quarantine is off (WithoutRestartQuarantine): after a restart it grants locks that other owners still hold"
-		verdict = VerdictError
-	}
+	const quarantine = "the restart quarantine (on by default) discards its votes for the longest TTL after it comes back empty, which covers it; without it, delay the node's restarts beyond the longest TTL"
+	const verdict = VerdictWarning
 	switch {
 	case st.AOF == "":
 		st.add(CheckPersistence, VerdictUnknown,

@@ -170,14 +170,6 @@ func TestCheckFindingsFromInfo(t *testing.T) {
 			check: redlock.CheckPersistence, want: []redlock.Verdict{warn, warn, unk}, detail: "restart quarantine (on by default)",
 		},
 		{
-			name: "no persistence and no restart quarantine",
-			infos: func() []memnode.Info {
-				return []memnode.Info{with(healthyInfo(1), "aof_enabled", "0"), healthyInfo(2), healthyInfo(3)}
-			},
-			opts:  []redlock.Option{redlock.WithoutRestartQuarantine()},
-			check: redlock.CheckPersistence, want: []redlock.Verdict{bad, ok, ok}, detail: "restart quarantine is off",
-		},
-		{
 			name: "cluster mode and an old server",
 			infos: func() []memnode.Info {
 				return []memnode.Info{with(healthyInfo(1), "redis_mode", "cluster"), healthyInfo(2), healthyInfo(3)}
