@@ -192,7 +192,10 @@ func TestHungMajorityReportsTheContextError(t *testing.T) {
 			name string
 			f    func(ctx context.Context) error
 		}{
-			{"TryObtain", func(ctx context.Context) error { _, err := lk.TryObtain(ctx, "hung-ctx-try", 10*time.Second); return err }},
+			{"TryObtain", func(ctx context.Context) error {
+				_, err := lk.TryObtain(ctx, "hung-ctx-try", 10*time.Second)
+				return err
+			}},
 			{"Extend", func(ctx context.Context) error { return l.Extend(ctx, 10*time.Second) }},
 		} {
 			ctx, cancel := context.WithTimeout(context.Background(), hungDeadline)
