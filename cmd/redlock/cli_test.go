@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -79,7 +81,25 @@ func runCLI(t *testing.T, limit time.Duration, env []string, args ...string) res
 	return wait(t, cmd, limit, &out, &errb)
 }
 
-func wait(t *testing.T, cmd *exec.Cmd, limit time.Duration, out, errb *bytes.Buffer) result {
+// lockedBuffer is a buffer a test may read while a command writes to it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func wait(t *testing.T, cmd *exec.Cmd, limit time.Duration, out, errb fmt.Stringer) result {
 	t.Helper()
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()

@@ -11,14 +11,13 @@ import (
 // signal reaches it and every process it started (a shell's children
 // included), and a terminal's Ctrl-C reaches it once, through redlock,
 // rather than twice.
-func childAttr() *syscall.SysProcAttr { return &syscall.SysProcAttr{Setpgid: true} }
+func childAttr() *syscall.SysProcAttr {
+	a := &syscall.SysProcAttr{Setpgid: true}
+	setDeathSignal(a)
+	return a
+}
 
 // signalGroup sends sig to the process group that p leads.
 func signalGroup(p *os.Process, sig syscall.Signal) error {
 	return syscall.Kill(-p.Pid, sig)
-}
-
-// groupAlive reports whether any process of the group that p led is left.
-func groupAlive(p *os.Process) bool {
-	return syscall.Kill(-p.Pid, 0) == nil
 }

@@ -21,11 +21,13 @@ While another owner holds the lock, run waits up to --wait (on a terminal,
 one line says who holds it and for how long), or gives up at once with
 --no-wait.
 
-CMD runs in a process group of its own: SIGINT, SIGTERM and SIGHUP sent to
-redlock (Ctrl-C included) are forwarded to that group, and CMD cannot read
-from the terminal. If the lock is lost while CMD runs (a renewal does not
-reach a quorum: nodes down or unreachable), the group is sent SIGTERM, then
-SIGKILL if it is still running after --grace, and run exits with 76.
+CMD runs in a process group of its own: SIGINT, SIGTERM, SIGHUP and SIGQUIT
+sent to redlock (Ctrl-C included) are forwarded to that group; Ctrl-Z is
+refused, since a stopped redlock would let the lock lapse while CMD runs on;
+and CMD reads /dev/null instead of a terminal. If the lock is lost while CMD
+runs (a renewal does not reach a quorum: nodes down or unreachable), the
+group is sent SIGTERM, then SIGKILL if it is still running after --grace, and
+run exits with 76. If redlock itself is killed, Linux kills CMD.
 
 Exit status:
   CMD's own   (128+N when CMD was killed by signal N)

@@ -2,8 +2,11 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -46,6 +49,24 @@ func holdLock(t *testing.T, servers []*redistest.Server, name string, ttl time.D
 			return l
 		}
 	}
+}
+
+// running reports whether process pid exists and is not a zombie (this
+// test's orphans are reaped by init, which some containers do late).
+func running(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if errors.Is(err, fs.ErrNotExist) {
+		if _, err := os.Stat("/proc/self/stat"); err == nil {
+			return false
+		}
+		return syscall.Kill(pid, 0) == nil // no /proc
+	}
+	if err != nil {
+		return false
+	}
+	s := string(b)
+	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	return len(fields) > 0 && fields[0] != "Z" && fields[0] != "X"
 }
 
 // waitForFile waits until path exists and holds want, or the bound passes.
@@ -133,7 +154,7 @@ func TestRunGivesUpWhileAnotherHoldsTheLock(t *testing.T) {
 			if _, err := os.Stat(marker); err == nil {
 				t.Fatal("the command ran although the lock was held")
 			}
-			want := fmt.Sprintf("lock %q not obtained %s: held by another owner (token %s on 3 of 3 nodes), free in at most ", "busy", tt.how, l.Token()[:shortToken])
+			want := fmt.Sprintf("lock %q not obtained %s: held by another owner (token %s on 3 of 3 nodes), expires in at most ", "busy", tt.how, l.Token()[:shortToken])
 			if !strings.Contains(r.stderr, want) || strings.Count(r.stderr, "\n") != 1 {
 				t.Errorf("stderr %q, want one line containing %q", r.stderr, want)
 			}
@@ -187,7 +208,7 @@ func TestRunStopsTheCommandWhenTheLockIsLost(t *testing.T) {
 			if b, _ := os.ReadFile(marker); strings.Contains(string(b), "term") == tt.killed {
 				t.Errorf("marker %q: the command's SIGTERM trap ran = %v, want %v", b, tt.killed, !tt.killed)
 			}
-			if err := syscall.Kill(pid, 0); err == nil {
+			if running(pid) {
 				t.Errorf("the command (pid %d) still runs after redlock exited", pid)
 			}
 		})
@@ -248,6 +269,60 @@ func TestRunPassesStatusAndSignalsThrough(t *testing.T) {
 	})
 }
 
+func TestRunOutlivesNeitherItsCommandNorCtrlZ(t *testing.T) {
+	servers := redistest.Start(t, 3)
+	env := []string{nodesEnvOf(servers)}
+	start := func(t *testing.T, name, script string) (*exec.Cmd, *lockedBuffer, *lockedBuffer, string) {
+		marker := filepath.Join(t.TempDir(), "marker")
+		cmd := redlockCmd(t, env, "run", "--name", name, "--", "sh", "-c", script, "sh", marker)
+		var out, errb lockedBuffer
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		return cmd, &out, &errb, marker
+	}
+	t.Run("the command dies with redlock", func(t *testing.T) {
+		cmd, out, errb, marker := start(t, "orphan", `echo "started $$" > "$1"; while :; do sleep 0.05; done`)
+		pid, err := strconv.Atoi(strings.Fields(waitForFile(t, marker, "started"))[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Process.Kill(); err != nil {
+			t.Fatal(err)
+		}
+		wait(t, cmd, cliBound, out, errb)
+		deadline := time.Now().Add(cliBound)
+		for running(pid) {
+			if time.Now().After(deadline) {
+				t.Fatalf("the command (pid %d) outlived the killed redlock, and so its lock", pid)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	})
+	t.Run("Ctrl-Z is refused", func(t *testing.T) {
+		cmd, out, errb, marker := start(t, "tstp", `echo started > "$1"; while [ ! -e "$1.done" ]; do sleep 0.02; done`)
+		waitForFile(t, marker, "started")
+		if err := cmd.Process.Signal(syscall.SIGTSTP); err != nil {
+			t.Fatal(err)
+		}
+		// A stopped redlock would never print this.
+		deadline := time.Now().Add(cliBound)
+		for !strings.Contains(errb.String(), "not stopping (Ctrl-Z)") {
+			if time.Now().After(deadline) {
+				t.Fatal("redlock did not refuse SIGTSTP")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if err := os.WriteFile(marker+".done", nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if r := wait(t, cmd, cliBound, out, errb); r.code != 0 {
+			t.Errorf("exit %d, want 0; stderr:\n%s", r.code, r.stderr)
+		}
+	})
+}
+
 func TestWaitLine(t *testing.T) {
 	held := func(tok string, ttl time.Duration) redlock.NodeState {
 		return redlock.NodeState{Addr: "n", Held: true, Token: tok, TTL: ttl}
@@ -259,7 +334,7 @@ func TestWaitLine(t *testing.T) {
 		want  string
 	}{
 		{"held", []redlock.NodeState{held(tok, 12300*time.Millisecond), held(tok, 12*time.Second), {}},
-			`redlock: waiting for lock "job": held by 01234567 on 2 of 3 nodes, free in 12s unless renewed (waited 4s)`},
+			`redlock: waiting for lock "job": held by 01234567 on 2 of 3 nodes, expires in 12s unless renewed (waited 4s)`},
 		{"free", []redlock.NodeState{{}, {}, held(tok, time.Second)},
 			`redlock: waiting for lock "job": not held on a quorum, retrying (waited 4s)`},
 		{"unknown", []redlock.NodeState{{Err: os.ErrDeadlineExceeded}, {Err: os.ErrDeadlineExceeded}, {}},

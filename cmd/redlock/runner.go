@@ -61,7 +61,7 @@ func (r *runner) run() int {
 	defer r.waitCancel(nil)
 
 	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGTSTP)
 	relayDone := make(chan struct{})
 	defer func() { signal.Stop(sigs); close(relayDone) }()
 	go r.relay(sigs, relayDone)
@@ -94,6 +94,12 @@ func (r *runner) relay(sigs <-chan os.Signal, done <-chan struct{}) {
 			return
 		case s := <-sigs:
 			sig, _ := s.(syscall.Signal)
+			if sig == syscall.SIGTSTP {
+				// A stopped redlock would stop renewing the lock
+				// while the command runs on: Ctrl-Z is refused.
+				fmt.Fprintln(r.c.stderr, "redlock run: not stopping (Ctrl-Z): the lock would lapse while the command runs")
+				continue
+			}
 			r.mu.Lock()
 			switch {
 			case !r.started:
@@ -124,7 +130,12 @@ func (r *runner) hold(ctx context.Context) error {
 
 	cmd := exec.Command(r.path, r.argv[1:]...)
 	cmd.Args[0] = r.argv[0]
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	// In its own process group the command may not read the terminal (it
+	// would be stopped, holding the lock): it reads /dev/null instead.
+	if !isTerminal(os.Stdin) {
+		cmd.Stdin = os.Stdin
+	}
 	cmd.SysProcAttr = childAttr()
 	if err := cmd.Start(); err != nil {
 		r.startErr = err
@@ -254,7 +265,7 @@ func (r *runner) refusal(err error) string {
 			}
 		}
 		if d, ok := qe.HolderTTL(); ok {
-			msg += fmt.Sprintf(", free in at most %v unless renewed", round(d))
+			msg += fmt.Sprintf(", expires in at most %v unless renewed", round(d))
 		}
 		return msg
 	case errors.Is(err, redlock.ErrNoQuorum) && errors.As(err, &qe):
@@ -313,7 +324,7 @@ func waitLine(name string, in redlock.Inspection, waited time.Duration) string {
 	case in.Held():
 		s += fmt.Sprintf(": held by %s on %d of %d nodes", short(tok), n, len(in.Nodes))
 		if d, ok := in.HolderTTL(); ok {
-			s += fmt.Sprintf(", free in %v unless renewed", d.Round(100*time.Millisecond))
+			s += fmt.Sprintf(", expires in %v unless renewed", d.Round(100*time.Millisecond))
 		}
 	case in.Settled():
 		s += ": not held on a quorum, retrying"

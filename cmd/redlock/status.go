@@ -162,7 +162,7 @@ func (r statusReport) print(w io.Writer) {
 	case "held":
 		fmt.Fprintf(w, "HELD by %s on %d of %d nodes (quorum %d)", short(r.Holder), r.HolderNodes, len(r.Nodes), r.Quorum)
 		if r.HolderTTLms != nil {
-			fmt.Fprintf(w, ", free in %s unless renewed", ttlText(*r.HolderTTLms))
+			fmt.Fprintf(w, ", expires in %s unless renewed", ttlText(*r.HolderTTLms))
 		}
 		fmt.Fprintln(w)
 	case "free":
