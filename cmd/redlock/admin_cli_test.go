@@ -143,7 +143,7 @@ func TestHelpOfEveryCommand(t *testing.T) {
 		for _, args := range [][]string{{sc.name, "--help"}, {sc.name, "-h"}, {"help", sc.name}} {
 			r := runCLI(t, cliBound, nil, args...)
 			if r.code != exitOK || !strings.Contains(r.stdout, "usage: redlock "+sc.name) ||
-				!strings.Contains(r.stdout, "Examples:") || !strings.Contains(r.stdout, "-nodes") {
+				!strings.Contains(r.stdout, "Examples:") || !strings.Contains(r.stdout, "--nodes string") {
 				t.Errorf("redlock %s: exit %d\n%s%s", strings.Join(args, " "), r.code, r.stdout, r.stderr)
 			}
 		}

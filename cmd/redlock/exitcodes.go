@@ -7,8 +7,7 @@ package main
 const (
 	// exitOK: success; for status, the lock is held on a quorum.
 	exitOK = 0
-	// exitFailed: the operation failed (nodes unreachable, demo oversold,
-	// reset incomplete).
+	// exitFailed: the operation failed (reset incomplete, demo failed).
 	exitFailed = 1
 	// exitUsage: bad flags, arguments or node URLs; nothing was done.
 	exitUsage = 2
@@ -32,14 +31,14 @@ const (
 )
 
 const exitStatusHelp = `Exit statuses:
-  0    success (run: the command's own status is passed through; status: the lock is held on a quorum)
-  1    failure (nodes unreachable, reset incomplete, demo oversold)
-  2    bad flags, arguments or node URLs
-  3    status: the lock is not held on a quorum
-  4    status: too few nodes answered to tell
-  75   run: the lock could not be obtained (held by another owner, or no quorum reachable)
-  76   run: the lock was lost while the command ran; the command was sent SIGTERM, then SIGKILL
-  126  run: the command could not be started
-  127  run: the command was not found
-  128+N  run: the command was killed by signal N, or redlock was interrupted by signal N while waiting
+  0       success (run: the command's own status is passed through; status: the lock is held on a quorum)
+  1       failure (reset: a node failed; demo: the locked run did not sell exactly the stock)
+  2       bad flags, arguments or node URLs
+  3       status: the lock is not held on a quorum
+  4       status: too few nodes answered to tell
+  75      run: the lock could not be obtained (held by another owner, or no quorum reachable)
+  76      run: the lock was lost while the command ran; the command was sent SIGTERM, then SIGKILL
+  126     run: the command could not be started
+  127     run: the command was not found
+  128+N   run: the command was killed by signal N, or redlock was interrupted by signal N while waiting
 `

@@ -30,9 +30,23 @@ func (c *cli) newCommand(name, help string) *command {
 func (cmd *command) usage(w io.Writer) {
 	fmt.Fprint(w, strings.TrimLeft(cmd.help, "\n"))
 	fmt.Fprintln(w, "\nFlags:")
-	cmd.fs.SetOutput(w)
-	cmd.fs.PrintDefaults()
-	cmd.fs.SetOutput(io.Discard)
+	// As flag.PrintDefaults, with the double dash the examples use.
+	cmd.fs.VisitAll(func(f *flag.Flag) {
+		typ, usage := flag.UnquoteUsage(f)
+		fmt.Fprintf(w, "  --%s", f.Name)
+		if typ != "" {
+			fmt.Fprintf(w, " %s", typ)
+		}
+		fmt.Fprintf(w, "\n    \t%s", usage)
+		switch {
+		case f.DefValue == "" || f.DefValue == "false" || f.DefValue == "0":
+		case typ == "string":
+			fmt.Fprintf(w, " (default %q)", f.DefValue)
+		default:
+			fmt.Fprintf(w, " (default %s)", f.DefValue)
+		}
+		fmt.Fprintln(w)
+	})
 }
 
 // parse parses args. With interleave, flags may follow positional arguments

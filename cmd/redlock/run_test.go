@@ -154,7 +154,7 @@ func TestRunGivesUpWhileAnotherHoldsTheLock(t *testing.T) {
 			if _, err := os.Stat(marker); err == nil {
 				t.Fatal("the command ran although the lock was held")
 			}
-			want := fmt.Sprintf("lock %q not obtained %s: held by another owner (token %s on 3 of 3 nodes), expires in at most ", "busy", tt.how, l.Token()[:shortToken])
+			want := fmt.Sprintf("lock %q not obtained %s: held by another owner (token %s on 3 of 3 nodes), expires in ", "busy", tt.how, l.Token()[:shortToken])
 			if !strings.Contains(r.stderr, want) || strings.Count(r.stderr, "\n") != 1 {
 				t.Errorf("stderr %q, want one line containing %q", r.stderr, want)
 			}

@@ -154,7 +154,7 @@ func (r *runner) hold(ctx context.Context) error {
 		defer close(watched)
 		r.watch(ctx, cmd.Process, exited)
 	}()
-	werr := cmd.Wait()
+	_ = cmd.Wait() // its status is in ProcessState
 	r.mu.Lock()
 	r.child = nil
 	r.mu.Unlock()
@@ -162,7 +162,7 @@ func (r *runner) hold(ctx context.Context) error {
 	// When the lock was lost, the group may outlive its leader: the lock
 	// is reported lost only once every process of it is gone.
 	<-watched
-	r.exitStatus = exitStatusOf(cmd.ProcessState, werr)
+	r.exitStatus = exitStatusOf(cmd.ProcessState)
 	return nil
 }
 
@@ -177,7 +177,8 @@ func (r *runner) watch(ctx context.Context, p *os.Process, exited <-chan struct{
 	}
 	select {
 	case <-exited:
-		return // it had finished: the end of ctx is Do's own cleanup
+		// It finished as the lock ended; Do reports the loss.
+		return
 	default:
 	}
 	cause := context.Cause(ctx)
@@ -197,13 +198,19 @@ func (r *runner) watch(ctx context.Context, p *os.Process, exited <-chan struct{
 		}
 		time.Sleep(groupPoll)
 	}
-	if err := signalGroup(p, syscall.SIGKILL); err == nil {
-		fmt.Fprintf(r.c.stderr, "redlock run: the command was still running %v after SIGTERM; sent SIGKILL\n", r.grace)
+	select {
+	case <-exited:
+		if !groupAlive(p) {
+			return
+		}
+	default:
 	}
+	_ = signalGroup(p, syscall.SIGKILL)
+	fmt.Fprintf(r.c.stderr, "redlock run: the command was still running %v after SIGTERM; sent SIGKILL\n", r.grace)
 }
 
 // exitStatusOf returns a finished command's status as a shell reports it.
-func exitStatusOf(ps *os.ProcessState, err error) int {
+func exitStatusOf(ps *os.ProcessState) int {
 	if ps == nil {
 		return exitCannotExec
 	}
@@ -265,7 +272,7 @@ func (r *runner) refusal(err error) string {
 			}
 		}
 		if d, ok := qe.HolderTTL(); ok {
-			msg += fmt.Sprintf(", expires in at most %v unless renewed", round(d))
+			msg += fmt.Sprintf(", expires in %v unless renewed", round(d))
 		}
 		return msg
 	case errors.Is(err, redlock.ErrNoQuorum) && errors.As(err, &qe):
