@@ -1,0 +1,316 @@
+package scripts_test
+
+import (
+	"context"
+	"errors"
+	"reflect"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gomodule/redigo/redis"
+
+	"github.com/quorumlock/quorumlock/internal/redistest"
+	"github.com/quorumlock/quorumlock/internal/scripts"
+	"github.com/quorumlock/quorumlock/pool"
+)
+
+func TestDecodeAcquire(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		reply any
+		want  scripts.AcquireReply
+		err   bool
+	}{
+		{"granted", []any{int64(1)}, scripts.AcquireReply{Granted: true}, false},
+		{"granted with fence", []any{int64(1), int64(7)}, scripts.AcquireReply{Granted: true, Fence: 7}, false},
+		{"refused", []any{int64(0), int64(1500), []byte("0123abcd")}, scripts.AcquireReply{HolderTTLms: 1500, Holder: "0123abcd"}, false},
+		{"refused, holder as string", []any{int64(0), int64(1500), "0123abcd"}, scripts.AcquireReply{HolderTTLms: 1500, Holder: "0123abcd"}, false},
+		{"refused, no expiry", []any{int64(0), int64(-1), []byte("0123abcd")}, scripts.AcquireReply{HolderTTLms: -1, Holder: "0123abcd"}, false},
+		{"refused, no holder", []any{int64(0), int64(10)}, scripts.AcquireReply{HolderTTLms: 10}, false},
+		{"int flag", []any{1}, scripts.AcquireReply{Granted: true}, false},
+		{"nil", nil, scripts.AcquireReply{}, true},
+		{"not an array", int64(1), scripts.AcquireReply{}, true},
+		{"empty array", []any{}, scripts.AcquireReply{}, true},
+		{"flag not an integer", []any{[]byte("1")}, scripts.AcquireReply{}, true},
+		{"unknown flag", []any{int64(2)}, scripts.AcquireReply{}, true},
+		{"refusal without TTL", []any{int64(0)}, scripts.AcquireReply{}, true},
+		{"TTL not an integer", []any{int64(0), []byte("10")}, scripts.AcquireReply{}, true},
+		{"fence not an integer", []any{int64(1), "7"}, scripts.AcquireReply{}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := scripts.DecodeAcquire(tc.reply)
+			if (err != nil) != tc.err {
+				t.Fatalf("DecodeAcquire(%#v) error = %v, want error %v", tc.reply, err, tc.err)
+			}
+			if err == nil && got != tc.want {
+				t.Errorf("DecodeAcquire(%#v) = %+v, want %+v", tc.reply, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestDecodeFlag(t *testing.T) {
+	for _, tc := range []struct {
+		reply any
+		want  bool
+		err   bool
+	}{
+		{int64(1), true, false},
+		{int64(0), false, false},
+		{1, true, false},
+		{int64(2), false, true},
+		{int64(-1), false, true},
+		{nil, false, true},
+		{[]byte("1"), false, true},
+		{[]any{int64(1)}, false, true},
+	} {
+		got, err := scripts.DecodeFlag(tc.reply)
+		if (err != nil) != tc.err || got != tc.want {
+			t.Errorf("DecodeFlag(%#v) = %v, %v; want %v, error %v", tc.reply, got, err, tc.want, tc.err)
+		}
+	}
+}
+
+func TestDecodeFlags(t *testing.T) {
+	got, err := scripts.DecodeFlags([]any{int64(1), int64(0), int64(1)}, 3)
+	if err != nil || !reflect.DeepEqual(got, []bool{true, false, true}) {
+		t.Errorf("DecodeFlags = %v, %v", got, err)
+	}
+	for _, bad := range []struct {
+		reply any
+		n     int
+	}{
+		{[]any{int64(1)}, 2},
+		{[]any{int64(1), int64(5)}, 2},
+		{int64(1), 1},
+		{nil, 0},
+	} {
+		if _, err := scripts.DecodeFlags(bad.reply, bad.n); err == nil {
+			t.Errorf("DecodeFlags(%#v, %d) succeeded", bad.reply, bad.n)
+		}
+	}
+}
+
+func TestInt(t *testing.T) {
+	for _, v := range []any{int64(-3), -3} {
+		if n, err := scripts.Int(v); err != nil || n != -3 {
+			t.Errorf("Int(%#v) = %d, %v", v, n, err)
+		}
+	}
+	for _, v := range []any{nil, "3", []byte("3"), 3.0, []any{int64(3)}} {
+		if _, err := scripts.Int(v); err == nil {
+			t.Errorf("Int(%#v) succeeded", v)
+		}
+	}
+}
+
+// Rules every script follows (DESIGN.md): expiry is relative (PX, PEXPIRE),
+// never an absolute instant, and every key comes from KEYS.
+func TestScriptRules(t *testing.T) {
+	absolute := regexp.MustCompile(`(?i)'(PXAT|EXAT|PEXPIREAT|EXPIREAT)'`)
+	keyFromArgs := regexp.MustCompile(`redis\.p?call\(\s*'[A-Za-z]+'\s*,\s*ARGV`)
+	for _, s := range []*pool.Script{scripts.Acquire, scripts.Cleanup, scripts.Release, scripts.Extend, scripts.ExtendMany} {
+		if s.Name == "" || strings.TrimSpace(s.Src) == "" {
+			t.Errorf("script %q has no name or source", s.Name)
+		}
+		if m := absolute.FindString(s.Src); m != "" {
+			t.Errorf("script %s uses %s: expiry must be relative on the server", s.Name, m)
+		}
+		if keyFromArgs.MatchString(s.Src) {
+			t.Errorf("script %s passes an argument as a key", s.Name)
+		}
+	}
+}
+
+// The scripts' semantics on a real Redis.
+func TestScriptsOnRedis(t *testing.T) {
+	srv := redistest.Start(t, 1)[0]
+	p := redistest.Pools(t, []*redistest.Server{srv})[0]
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	conn, err := redis.Dial("tcp", srv.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	run := func(s *pool.Script, key string, args ...any) (any, error) {
+		t.Helper()
+		return p.Eval(ctx, s, []string{key}, args...)
+	}
+	flag := func(s *pool.Script, key string, args ...any) bool {
+		t.Helper()
+		reply, err := run(s, key, args...)
+		if err != nil {
+			t.Fatalf("%s(%s): %v", s.Name, key, err)
+		}
+		ok, err := scripts.DecodeFlag(reply)
+		if err != nil {
+			t.Fatalf("%s(%s): %v", s.Name, key, err)
+		}
+		return ok
+	}
+	acquire := func(key, token string, ttlms int) scripts.AcquireReply {
+		t.Helper()
+		reply, err := run(scripts.Acquire, key, token, ttlms)
+		if err != nil {
+			t.Fatalf("acquire(%s): %v", key, err)
+		}
+		ar, err := scripts.DecodeAcquire(reply)
+		if err != nil {
+			t.Fatalf("acquire(%s): %v", key, err)
+		}
+		return ar
+	}
+	get := func(key string) (string, int64) {
+		t.Helper()
+		v, err := redis.String(conn.Do("GET", key))
+		if errors.Is(err, redis.ErrNil) {
+			return "", -2
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		pttl, err := redis.Int64(conn.Do("PTTL", key))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v, pttl
+	}
+	const tokA, tokB = "aaaaaaaa11111111aaaaaaaa11111111", "bbbbbbbb22222222bbbbbbbb22222222"
+
+	// Acquire sets the key with a relative expiry, once.
+	if ar := acquire("k", tokA, 60000); !ar.Granted {
+		t.Fatalf("acquire of a free key: %+v", ar)
+	}
+	if v, pttl := get("k"); v != tokA || pttl <= 59000 || pttl > 60000 {
+		t.Errorf("after acquire: %q, PTTL %d", v, pttl)
+	}
+	ar := acquire("k", tokB, 60000)
+	if ar.Granted || ar.HolderTTLms <= 59000 || ar.HolderTTLms > 60000 || ar.Holder != tokA[:scripts.HolderIDLen] {
+		t.Errorf("acquire of a held key: %+v", ar)
+	}
+	if v, _ := get("k"); v != tokA {
+		t.Errorf("a refused acquire changed the key to %q", v)
+	}
+
+	// Extend and Release touch only the owner's key.
+	if flag(scripts.Extend, "k", tokB, 120000) {
+		t.Error("extend with a foreign token succeeded")
+	}
+	if _, pttl := get("k"); pttl > 60000 {
+		t.Errorf("a foreign extend moved the TTL to %d", pttl)
+	}
+	if !flag(scripts.Extend, "k", tokA, 120000) {
+		t.Error("extend by the owner failed")
+	}
+	if _, pttl := get("k"); pttl <= 119000 || pttl > 120000 {
+		t.Errorf("after extend: PTTL %d", pttl)
+	}
+	for _, s := range []*pool.Script{scripts.Release, scripts.Cleanup} {
+		if flag(s, "k", tokB) {
+			t.Errorf("%s with a foreign token succeeded", s.Name)
+		}
+		if v, _ := get("k"); v != tokA {
+			t.Fatalf("a foreign %s changed the key to %q", s.Name, v)
+		}
+	}
+	if !flag(scripts.Release, "k", tokA) {
+		t.Error("release by the owner failed")
+	}
+	if v, _ := get("k"); v != "" {
+		t.Errorf("after release the key holds %q", v)
+	}
+	for _, s := range []*pool.Script{scripts.Release, scripts.Cleanup, scripts.Extend} {
+		args := []any{tokA}
+		if s == scripts.Extend {
+			args = append(args, 1000)
+		}
+		if flag(s, "k", args...) {
+			t.Errorf("%s of an absent key succeeded", s.Name)
+		}
+	}
+	if ar := acquire("k", tokB, 60000); !ar.Granted {
+		t.Errorf("acquire after release: %+v", ar)
+	}
+	if !flag(scripts.Cleanup, "k", tokB) {
+		t.Error("cleanup by the owner failed")
+	}
+
+	// A key without expiry is reported as such.
+	if _, err := conn.Do("SET", "forever", tokB); err != nil {
+		t.Fatal(err)
+	}
+	if ar := acquire("forever", tokA, 1000); ar.Granted || ar.HolderTTLms != -1 {
+		t.Errorf("acquire of a key without expiry: %+v", ar)
+	}
+
+	// A key of another type is WRONGTYPE for acquire, and never deleted.
+	if _, err := conn.Do("LPUSH", "list", "x"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := run(scripts.Acquire, "list", tokA, 1000); !errors.Is(err, pool.ErrWrongType) {
+		t.Errorf("acquire of a list = %v, want ErrWrongType", err)
+	}
+	for _, s := range []*pool.Script{scripts.Release, scripts.Cleanup} {
+		reply, err := run(s, "list", tokA)
+		if ok, _ := scripts.DecodeFlag(reply); err == nil && ok {
+			t.Errorf("%s deleted a list", s.Name)
+		}
+	}
+	if n, _ := redis.Int(conn.Do("LLEN", "list")); n != 1 {
+		t.Errorf("the list was changed")
+	}
+}
+
+// Release announces the release on the key's channel; Cleanup, for keys of
+// failed attempts that nobody waits for, does not.
+func TestReleasePublishes(t *testing.T) {
+	srv := redistest.Start(t, 1)[0]
+	p := redistest.Pools(t, []*redistest.Server{srv})[0]
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	sc, err := redis.Dial("tcp", srv.Addr, redis.DialReadTimeout(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sc.Close()
+	psc := redis.PubSubConn{Conn: sc}
+	if err := psc.Subscribe("k"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := psc.Receive().(redis.Subscription); !ok {
+		t.Fatal("no subscription confirmation")
+	}
+	for _, s := range []*pool.Script{scripts.Cleanup, scripts.Release} {
+		if _, err := p.Eval(ctx, scripts.Acquire, []string{"k"}, "tok", 60000); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := p.Eval(ctx, s, []string{"k"}, "tok"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Only one message arrives, and it is the Release's: the Cleanup ran
+	// first and published nothing.
+	if err := psc.Ping("end"); err != nil {
+		t.Fatal(err)
+	}
+	var messages int
+	for {
+		switch m := psc.Receive().(type) {
+		case redis.Message:
+			messages++
+			if m.Channel != "k" {
+				t.Errorf("message on %q", m.Channel)
+			}
+		case redis.Pong:
+			if messages != 1 {
+				t.Errorf("%d release messages, want 1 (from Release, none from Cleanup)", messages)
+			}
+			return
+		case error:
+			t.Fatal(m)
+		}
+	}
+}
