@@ -35,6 +35,7 @@ const (
 	AOFAlways
 )
 
+// String names the persistence for messages.
 func (p Persistence) String() string {
 	switch p {
 	case NoPersistence:
@@ -192,6 +193,7 @@ func (n *Node) Persistence() Persistence { return n.persistence }
 // Proxy returns the proxy in front of the node.
 func (n *Node) Proxy() *Proxy { return n.proxy }
 
+// String names the node by index and client address, for messages.
 func (n *Node) String() string { return fmt.Sprintf("node %d (%s)", n.Index, n.Addr()) }
 
 // Kill sends SIGKILL to Redis, a crash: nothing is saved beyond what the

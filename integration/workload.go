@@ -53,6 +53,7 @@ type Stats struct {
 	LastErr error
 }
 
+// String summarises the tally in one line.
 func (s Stats) String() string {
 	reasons := make([]string, 0, len(s.Failed))
 	for r, n := range s.Failed {
