@@ -51,6 +51,9 @@ type NodeVote struct {
 	// HolderTTL is, for a refused obtain, the current holder's remaining time
 	// on this node (negative when the key has no expiry).
 	HolderTTL time.Duration
+	// Discarded says why a yes-vote was not counted (the node is
+	// quarantined after losing its data or a clock jump); Yes is then false.
+	Discarded string
 	// Fence is, for a fenced grant, the node's fence counter.
 	Fence int64
 	// Holder is, for a refused obtain, the first characters of the current
@@ -70,6 +73,8 @@ func (v NodeVote) String() string {
 		return fmt.Sprintf("%s: error after %s: %v", v.Addr, v.Latency.Round(time.Microsecond), v.Err)
 	case v.Yes:
 		return fmt.Sprintf("%s: yes in %s", v.Addr, v.Latency.Round(time.Microsecond))
+	case v.Discarded != "":
+		return fmt.Sprintf("%s: yes discarded, %s", v.Addr, v.Discarded)
 	case v.Holder != "":
 		return fmt.Sprintf("%s: held by %s… for %s", v.Addr, v.Holder, v.HolderTTL.Round(time.Millisecond))
 	default:

@@ -25,11 +25,12 @@ type nodeOp func(ctx context.Context, p pool.Pool) (any, error)
 // on the Locker's clock. Replies arrive on the returned channel, which has
 // room for all of them so that stragglers never block. settle, if set, runs in
 // the node's goroutine just before its reply is delivered (so the reply's
-// reader sees what it recorded); the function it returns, if any, runs after.
+// reader sees what it recorded, and it may rewrite the reply); the function
+// it returns, if any, runs after.
 //
 // It fails with ErrClosed once Close has been called: no goroutine is started
 // after Close begins to wait for them.
-func (lk *Locker) fanout(ctx context.Context, list []int, timeout time.Duration, op nodeOp, settle func(reply) func()) (<-chan reply, int, error) {
+func (lk *Locker) fanout(ctx context.Context, list []int, timeout time.Duration, op nodeOp, settle func(*reply) func()) (<-chan reply, int, error) {
 	n := len(list)
 	if list == nil {
 		n = len(lk.nodes)
@@ -61,7 +62,7 @@ func (lk *Locker) fanout(ctx context.Context, list []int, timeout time.Duration,
 			r := reply{node: i, val: val, err: err, latency: lk.cfg.clock.Since(start)}
 			var then func()
 			if settle != nil {
-				then = settle(r)
+				then = settle(&r)
 			}
 			out <- r
 			if left.Add(-1) == 0 {
@@ -90,29 +91,48 @@ func (e errNodeTimeout) Error() string {
 
 func (e errNodeTimeout) Unwrap() error { return e.cause }
 
-// collect reads replies until the round is decided, the replies run out, or
-// ctx ends. classify turns a reply into a vote. expected is how many replies
-// the channel will carry; the tally is over all nodes of the Locker, nodes not
-// asked counting as failed.
-func (lk *Locker) collect(ctx context.Context, ch <-chan reply, expected int, classify func(reply) NodeVote) ([]NodeVote, quorum.Tally, error) {
-	votes := make([]NodeVote, len(lk.nodes))
+// round gathers the votes of one fan-out.
+type round struct {
+	ch       <-chan reply
+	expected int
+	got      int
+	votes    []NodeVote
+	tally    quorum.Tally
+}
+
+// newRound starts counting the replies on ch, expected of them; the tally is
+// over all nodes of the Locker, nodes not asked counting as failed.
+func (lk *Locker) newRound(ch <-chan reply, expected int) *round {
+	rd := &round{ch: ch, expected: expected, votes: make([]NodeVote, len(lk.nodes)), tally: quorum.New(len(lk.nodes), lk.quorum)}
 	for i, p := range lk.nodes {
-		votes[i].Addr = p.Addr()
+		rd.votes[i].Addr = p.Addr()
 	}
-	t := quorum.New(len(lk.nodes), lk.quorum)
-	t.Failed = len(lk.nodes) - expected
-	for got := 0; got < expected && !t.Decided(); got++ {
+	rd.tally.Failed = len(lk.nodes) - expected
+	return rd
+}
+
+// collect reads replies until the round is decided, the replies run out, or
+// ctx ends. classify turns a reply into a vote.
+func (rd *round) collect(ctx context.Context, classify func(reply) NodeVote) error {
+	for ; rd.got < rd.expected && !rd.tally.Decided(); rd.got++ {
 		select {
-		case r := <-ch:
+		case r := <-rd.ch:
 			v := classify(r)
-			v.Addr, v.Answered, v.Latency = votes[r.node].Addr, true, r.latency
-			votes[r.node] = v
-			t.Add(v.Yes && v.Err == nil)
+			v.Addr, v.Answered, v.Latency = rd.votes[r.node].Addr, true, r.latency
+			rd.votes[r.node] = v
+			rd.tally.Add(v.Yes && v.Err == nil)
 		case <-ctx.Done():
-			return votes, t, ctx.Err()
+			return ctx.Err()
 		}
 	}
-	return votes, t, nil
+	return nil
+}
+
+// collect runs a whole round at once; see round.collect.
+func (lk *Locker) collect(ctx context.Context, ch <-chan reply, expected int, classify func(reply) NodeVote) ([]NodeVote, quorum.Tally, error) {
+	rd := lk.newRound(ch, expected)
+	err := rd.collect(ctx, classify)
+	return rd.votes, rd.tally, err
 }
 
 // verdict names the sentinel for a round that failed: ErrNoQuorum when errors

@@ -151,6 +151,9 @@ func (l *Lock) endLocked(cause error) {
 	callbacks := l.callbacks
 	l.callbacks = nil
 	l.mu.Unlock()
+	if errors.Is(cause, ErrLost) {
+		l.lk.emit(Event{Kind: EventLost, Name: l.name, Err: cause})
+	}
 	for _, f := range callbacks {
 		f(cause)
 	}

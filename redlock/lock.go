@@ -109,6 +109,7 @@ func (l *Lock) release(ctx context.Context) error {
 		return fmt.Errorf("redlock: release %q: %w: its validity had elapsed %v before the release", l.name, ErrNotHeld, late)
 	case tally.Reached():
 		lk.notify.released(l.acq.keys[0])
+		lk.emit(Event{Kind: EventReleased, Name: l.name})
 		return nil
 	}
 	return &QuorumError{Op: "release", Name: l.name, Quorum: lk.quorum, Votes: votes, Err: verdict(votes, lk.quorum, ErrNotHeld)}
@@ -158,6 +159,7 @@ func (l *Lock) Extend(ctx context.Context, ttl time.Duration) error {
 	}
 	l.ttl, l.validUntil = ttl, start.Add(ttl-drift)
 	l.armExpiryLocked()
+	lk.emit(Event{Kind: EventExtended, Name: l.name, Latency: lk.cfg.clock.Since(start)})
 	return nil
 }
 

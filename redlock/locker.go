@@ -30,6 +30,7 @@ type Locker struct {
 
 	notify *notifier
 	renew  *renewer
+	guard  *guard
 
 	mu     sync.RWMutex
 	closed bool
@@ -69,6 +70,7 @@ func New(nodes []pool.Pool, opts ...Option) (*Locker, error) {
 		cfg:    cfg,
 	}
 	lk.notify = newNotifier(lk)
+	lk.guard = newGuard(lk)
 	lk.renew = newRenewer(lk)
 	return lk, nil
 }

@@ -48,6 +48,7 @@ func (lk *Locker) obtain(ctx context.Context, name string, ttl time.Duration, re
 		return nil, err
 	}
 	key := lk.key(name)
+	lk.guard.used(ttl)
 	var last error
 	var w *waiter // in line for release notices, after the first failure
 	var obtained bool
@@ -171,44 +172,59 @@ func (lk *Locker) attempt(ctx context.Context, name, key string, ttl time.Durati
 		answered: make([]bool, len(lk.nodes)),
 	}
 	ttlms := strconv.FormatInt(ttl.Milliseconds(), 10)
-	script, keys := scripts.Acquire, a.keys
+	script, keys := scripts.Acquire, []string{key, lk.cfg.markerKey()}
 	if lk.cfg.fencing {
-		script, keys = scripts.AcquireFenced, []string{key, lk.cfg.fenceKey()}
+		script, keys = scripts.AcquireFenced, append(keys, lk.cfg.fenceKey())
 	}
 	start := lk.cfg.clock.Now()
 	ch, n, err := lk.fanout(ctx, nil, a.timeout, func(ctx context.Context, p pool.Pool) (any, error) {
 		return p.Eval(ctx, script, keys, a.token, ttlms)
-	}, a.settle)
+	}, func(r *reply) func() {
+		// Every reply, stragglers' included, tells the guard about its node.
+		lk.judgeAcquire(r, start)
+		return a.settle(r)
+	})
 	if err != nil {
 		return nil, err
 	}
-	votes, tally, cerr := lk.collect(ctx, ch, n, classifyAcquire)
+	rd := lk.newRound(ch, n)
+	classify := func(r reply) NodeVote { return lk.classifyAcquire(name, r) }
+	cerr := rd.collect(ctx, classify)
+	// A quorum reached with the vote of a node that lost its data is no
+	// quorum: now that more nodes have answered, judge every yes again, and
+	// read on if some are discarded.
+	for cerr == nil && rd.tally.Reached() && lk.guard.recheck(name, rd, lk.cfg.clock.Now()) > 0 {
+		cerr = rd.collect(ctx, classify)
+	}
+	votes, tally := rd.votes, rd.tally
 	switch {
 	case cerr != nil:
 		err = cerr
 	case tally.Reached():
 		var fence int64
 		if lk.cfg.fencing {
-			fence, err = lk.settleFence(ctx, name, keys, a, votes)
+			fence, err = lk.settleFence(ctx, name, []string{key, lk.cfg.fenceKey()}, a, votes)
 			if err != nil {
 				break
 			}
 		}
 		drift := lk.cfg.drift(ttl)
-		if lk.cfg.clock.Since(start) < ttl-drift {
+		if elapsed := lk.cfg.clock.Since(start); elapsed < ttl-drift {
+			lk.emit(Event{Kind: EventObtained, Name: name, Latency: elapsed})
 			return &Lock{lk: lk, name: name, acq: a, ttl: ttl, fence: uint64(fence), acquiredAt: start, validUntil: start.Add(ttl - drift)}, nil
 		}
 		err = &QuorumError{Op: "obtain", Name: name, Quorum: lk.quorum, Votes: votes, Err: ErrExpired}
 	default:
 		err = &QuorumError{Op: "obtain", Name: name, Quorum: lk.quorum, Votes: votes, Err: verdict(votes, lk.quorum, ErrHeld)}
 	}
+	lk.emit(Event{Kind: EventObtainFailed, Name: name, Err: err})
 	// Clean up every node that may hold our key: all but those that refused.
 	// The replies are not awaited: the caller learns of the failure now and
 	// each straggler is cleaned up as soon as it answers.
 	answered := a.abandon()
 	dirty := answered[:0]
 	for _, i := range answered {
-		if v := votes[i]; !v.Answered || v.Yes || v.Err != nil {
+		if v := votes[i]; !v.Answered || v.Yes || v.Err != nil || v.Discarded != "" {
 			dirty = append(dirty, i)
 		}
 	}
@@ -218,15 +234,42 @@ func (lk *Locker) attempt(ctx context.Context, name, key string, ttl time.Durati
 	return nil, err
 }
 
-func classifyAcquire(r reply) NodeVote {
+// judgedAcquire is an acquire reply decoded and judged by the guard.
+type judgedAcquire struct {
+	reply   scripts.AcquireReply
+	discard string // why a yes must not count
+}
+
+// judgeAcquire decodes r in place and shows it to the guard; it runs in the
+// node's goroutine, so that late replies are judged too.
+func (lk *Locker) judgeAcquire(r *reply, start time.Time) {
 	if r.err != nil {
-		return NodeVote{Err: r.err}
+		return
 	}
 	ar, err := scripts.DecodeAcquire(r.val)
 	if err != nil {
-		return NodeVote{Err: err}
+		r.val, r.err = nil, err
+		return
 	}
-	return NodeVote{Yes: ar.Granted, Fence: ar.Fence, HolderTTL: time.Duration(ar.HolderTTLms) * time.Millisecond, Holder: ar.Holder}
+	r.val = judgedAcquire{reply: ar, discard: lk.guard.judge(r.node, ar, start.Add(r.latency), r.latency)}
+}
+
+// classifyAcquire turns a judged acquire reply into its vote, discarding the
+// yes of a quarantined node.
+func (lk *Locker) classifyAcquire(name string, r reply) NodeVote {
+	addr := lk.nodes[r.node].Addr()
+	if r.err != nil {
+		lk.emit(Event{Kind: EventNodeError, Name: name, Node: addr, Latency: r.latency, Err: r.err})
+		return NodeVote{Err: r.err}
+	}
+	j, _ := r.val.(judgedAcquire)
+	ar := j.reply
+	v := NodeVote{Yes: ar.Granted, Fence: ar.Fence, HolderTTL: time.Duration(ar.HolderTTLms) * time.Millisecond, Holder: ar.Holder}
+	if j.discard != "" && v.Yes {
+		v.Yes, v.Discarded = false, j.discard
+		lk.emit(Event{Kind: EventVoteDiscarded, Name: name, Node: addr, Detail: j.discard})
+	}
+	return v
 }
 
 // settleFence returns the fencing token of a granted attempt: the largest
@@ -286,7 +329,7 @@ type acquisition struct {
 // settle runs in a node's goroutine just before its acquire reply is
 // delivered: from then on whoever abandons the attempt cleans the node up;
 // if it was abandoned already, the node cleans itself up.
-func (a *acquisition) settle(r reply) func() {
+func (a *acquisition) settle(r *reply) func() {
 	a.mu.Lock()
 	a.answered[r.node] = true
 	abandoned := a.abandoned

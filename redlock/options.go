@@ -1,6 +1,7 @@
 package redlock
 
 import (
+	"log/slog"
 	"strings"
 	"time"
 
@@ -32,6 +33,12 @@ type config struct {
 	nodeTimeout time.Duration
 	prefix      string
 	fencing     bool
+
+	quarantine     time.Duration
+	noRestartGuard bool
+	noClockGuard   bool
+	logger         *slog.Logger
+	observer       func(Event)
 }
 
 func defaultConfig() config {
@@ -91,6 +98,37 @@ func WithKeyPrefix(p string) Option { return func(c *config) { c.prefix = p } }
 // counter: keep fencing nodes durable or delay their restarts beyond the TTL.
 func WithFencing() Option { return func(c *config) { c.fencing = true } }
 
+// WithQuarantine sets how long a node's yes-votes are not counted after it
+// lost its data or its clock jumped. It must be at least the largest TTL any
+// client uses for these locks. By default it is the largest TTL this Locker
+// has used.
+func WithQuarantine(d time.Duration) Option { return func(c *config) { c.quarantine = d } }
+
+// WithoutRestartQuarantine turns off restart quarantine. Every acquire reply
+// carries the age of a marker key that a node loses with its data; by default
+// a node that lost its data less than the quarantine period ago, while most
+// nodes did not, has its yes-votes discarded, because the locks it forgot are
+// still held on the other nodes. Turn it off only for nodes that keep every
+// write (AOF with appendfsync always).
+func WithoutRestartQuarantine() Option { return func(c *config) { c.noRestartGuard = true } }
+
+// WithoutClockJumpDetection turns off clock-jump detection. By default every
+// acquire reply carries the node's clock, and a node whose clock moves
+// against the client's monotonic clock by more than the drift allowance (a
+// jump, which expires its keys early or late) has its yes-votes discarded for
+// the quarantine period.
+func WithoutClockJumpDetection() Option { return func(c *config) { c.noClockGuard = true } }
+
+// WithLogger logs what an operator must know (quarantined nodes, clock
+// jumps, lost locks) at Warn, and node errors and discarded votes at Debug.
+func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
+
+// WithObserver calls f for every Event (obtain, failure, node error,
+// discarded vote, quarantine, clock jump, extension, loss, release), for
+// metrics. f is called synchronously and must be fast and safe for
+// concurrent use.
+func WithObserver(f func(Event)) Option { return func(c *config) { c.observer = f } }
+
 func (c *config) validate() error {
 	switch {
 	case c.clock == nil:
@@ -99,6 +137,8 @@ func (c *config) validate() error {
 		return invalidf("drift factor %v out of range [0, 0.5)", c.driftFactor)
 	case c.nodeTimeout < 0:
 		return invalidf("negative node timeout %v", c.nodeTimeout)
+	case c.quarantine < 0:
+		return invalidf("negative quarantine %v", c.quarantine)
 	case strings.HasPrefix(c.prefix, reserved):
 		return invalidf("key prefix must not start with a NUL byte")
 	}
@@ -113,6 +153,9 @@ const reserved = "\x00"
 // the prefix, so a lock name cannot collide with it and a reset of every key
 // under the prefix leaves it alone.
 func (c *config) fenceKey() string { return reserved + "fence:" + c.prefix }
+
+// markerKey is the node's boot marker for the prefix (see scripts.Acquire).
+func (c *config) markerKey() string { return reserved + "boot:" + c.prefix }
 
 // drift returns the allowance subtracted from a TTL for clock drift.
 func (c *config) drift(ttl time.Duration) time.Duration {

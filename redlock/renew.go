@@ -281,6 +281,7 @@ func (l *Lock) renewed(validUntil time.Time, r *renewer) {
 	l.keep.due, l.keep.slack = l.renewDueLocked(), l.ttl/6
 	l.armExpiryLocked()
 	l.mu.Unlock()
+	r.lk.emit(Event{Kind: EventExtended, Name: l.name})
 	r.mu.Lock()
 	if !r.stopped {
 		heap.Push(&r.queue, l)

@@ -196,31 +196,7 @@ func (n *Node) run(name string, keys []string, args []any) (any, error) {
 	e, exists := n.lookup(key)
 	switch name {
 	case "acquire", "acquire-fenced":
-		ttl, err := ms(1)
-		if err != nil {
-			return nil, err
-		}
-		if !exists {
-			if name == "acquire-fenced" {
-				f, err := fence()
-				if err != nil {
-					return nil, err
-				}
-				n.keys[key] = entry{val: str(0), expires: n.clock.Now().Add(ttl)}
-				n.keys[keys[1]] = entry{val: strconv.FormatInt(f+1, 10)}
-				return []any{int64(1), f + 1}, nil
-			}
-			n.keys[key] = entry{val: str(0), expires: n.clock.Now().Add(ttl)}
-			return []any{int64(1)}, nil
-		}
-		if e.notString {
-			return nil, &pool.ServerError{Msg: "WRONGTYPE lock key holds a value that is not a string"}
-		}
-		pttl := int64(-1)
-		if !e.expires.IsZero() {
-			pttl = int64(e.expires.Sub(n.clock.Now()) / time.Millisecond)
-		}
-		return []any{int64(0), pttl, e.val[:min(len(e.val), 8)]}, nil
+		return n.acquire(name, keys, str(0), ms)
 	case "release", "cleanup":
 		if exists && e.notString {
 			return nil, wrongType
@@ -265,6 +241,46 @@ func (n *Node) run(name string, keys []string, args []any) (any, error) {
 		return int64(0), nil
 	}
 	return nil, &pool.ServerError{Msg: "ERR unknown script " + name}
+}
+
+// acquire runs the acquire scripts: KEYS lock, boot marker[, fence].
+func (n *Node) acquire(name string, keys []string, token string, ms func(int) (time.Duration, error)) (any, error) {
+	ttl, err := ms(1)
+	if err != nil {
+		return nil, err
+	}
+	if len(keys) < 2 || (name == "acquire-fenced" && len(keys) < 3) {
+		return nil, &pool.ServerError{Msg: "ERR script " + name + " expects more keys"}
+	}
+	now := n.clock.Now().UnixMilli()
+	marker, ok := n.lookup(keys[1])
+	if !ok {
+		marker = entry{val: strconv.FormatInt(now, 10)}
+		n.keys[keys[1]] = marker
+	}
+	born, _ := strconv.ParseInt(marker.val, 10, 64)
+	age := now - born
+	e, exists := n.lookup(keys[0])
+	if !exists {
+		n.keys[keys[0]] = entry{val: token, expires: n.clock.Now().Add(ttl)}
+		var fence int64
+		if name == "acquire-fenced" {
+			if f, ok := n.lookup(keys[2]); ok {
+				fence, _ = strconv.ParseInt(f.val, 10, 64)
+			}
+			fence++
+			n.keys[keys[2]] = entry{val: strconv.FormatInt(fence, 10)}
+		}
+		return []any{int64(1), int64(0), "", fence, now, age}, nil
+	}
+	if e.notString {
+		return nil, &pool.ServerError{Msg: "WRONGTYPE lock key holds a value that is not a string"}
+	}
+	pttl := int64(-1)
+	if !e.expires.IsZero() {
+		pttl = int64(e.expires.Sub(n.clock.Now()) / time.Millisecond)
+	}
+	return []any{int64(0), pttl, e.val[:min(len(e.val), 8)], int64(0), now, age}, nil
 }
 
 func (n *Node) extendMany(keys []string, args []any) (any, error) {

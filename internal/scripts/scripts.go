@@ -8,35 +8,48 @@ import (
 	"github.com/quorumlock/quorumlock/pool"
 )
 
-// Acquire sets KEYS[1] to the token ARGV[1] with a relative expiry of ARGV[2]
-// milliseconds if the key is absent. Reply: {1} when granted; {0, pttl,
-// holder} when another token holds the key: pttl is the holder's remaining
-// milliseconds (-1 if the key has no expiry) and holder the first 8
-// characters of its token — enough to tell owners apart, far too little to
-// release their lock. A key of another type is a WRONGTYPE error.
-var Acquire = &pool.Script{Name: "acquire", Src: `
+// acquireSrc is shared by Acquire and AcquireFenced. KEYS[1] is the lock,
+// KEYS[2] the node's boot marker, KEYS[3] (fenced only) the fence counter;
+// ARGV[1] is the token and ARGV[2] the TTL in milliseconds.
+//
+// The boot marker is a key without expiry holding the server time at which
+// it was written; the first call to find it missing (a node started empty or
+// flushed) writes it. Its age tells the client how long ago the node last lost
+// its data, at no extra round trip.
+const acquireSrc = `
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local born = redis.call('GET', KEYS[2])
+if not born then
+  born = string.format('%.0f', now)
+  redis.call('SET', KEYS[2], born)
+end
+local age = now - (tonumber(born) or 0)
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
-  return {1}
+  local fence = 0
+  if #KEYS >= 3 then
+    fence = redis.call('INCR', KEYS[3])
+  end
+  return {1, 0, '', fence, now, age}
 end
 local v = redis.pcall('GET', KEYS[1])
 if type(v) ~= 'string' then
   return redis.error_reply('WRONGTYPE lock key holds a value that is not a string')
 end
-return {0, redis.call('PTTL', KEYS[1]), string.sub(v, 1, 8)}
-`}
+return {0, redis.call('PTTL', KEYS[1]), string.sub(v, 1, 8), 0, now, age}
+`
 
-// AcquireFenced is Acquire that also draws a fencing token: when granted it
-// increments the node's fence counter KEYS[2] and replies {1, counter}.
-var AcquireFenced = &pool.Script{Name: "acquire-fenced", Src: `
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
-  return {1, redis.call('INCR', KEYS[2])}
-end
-local v = redis.pcall('GET', KEYS[1])
-if type(v) ~= 'string' then
-  return redis.error_reply('WRONGTYPE lock key holds a value that is not a string')
-end
-return {0, redis.call('PTTL', KEYS[1]), string.sub(v, 1, 8)}
-`}
+// Acquire sets the lock key KEYS[1] to the token ARGV[1] with a relative
+// expiry of ARGV[2] milliseconds if the key is absent. Reply: {granted (1/0),
+// holder's PTTL in ms (-1: no expiry), the first 8 characters of the holder's
+// token (enough to tell owners apart, far too little to release their lock),
+// fence (0), server time in ms, boot marker age in ms}. A lock key of another
+// type is a WRONGTYPE error.
+var Acquire = &pool.Script{Name: "acquire", Src: acquireSrc}
+
+// AcquireFenced is Acquire that also increments the fence counter KEYS[3]
+// when granted and replies its new value as the fence.
+var AcquireFenced = &pool.Script{Name: "acquire-fenced", Src: acquireSrc}
 
 // RaiseFence raises the node's fence counter KEYS[2] to at least ARGV[2]
 // (never lowering it) and replies 1 if KEYS[1] still holds the token ARGV[1],
@@ -107,56 +120,51 @@ return 0
 // AcquireReply is the decoded reply of Acquire.
 type AcquireReply struct {
 	Granted bool
-	// Fence is the node's fence counter after a fenced grant.
-	Fence int64
 	// HolderTTLms is the holder's remaining time in milliseconds when not
 	// granted (-1: the key has no expiry).
 	HolderTTLms int64
 	// Holder is the start of the holder's token when not granted.
 	Holder string
+	// Fence is the node's fence counter after a fenced grant.
+	Fence int64
+	// ServerMs is the node's clock (TIME) in milliseconds.
+	ServerMs int64
+	// MarkerAgeMs is how long ago, by the node's clock, the node last found
+	// itself without data.
+	MarkerAgeMs int64
 }
 
-// DecodeAcquire decodes a reply of Acquire.
+// DecodeAcquire decodes a reply of Acquire or AcquireFenced.
 func DecodeAcquire(reply any) (AcquireReply, error) {
 	arr, ok := reply.([]any)
-	if !ok || len(arr) == 0 {
-		return AcquireReply{}, fmt.Errorf("acquire: unexpected reply %T", reply)
+	if !ok || len(arr) != 6 {
+		return AcquireReply{}, fmt.Errorf("acquire: unexpected reply %T of %d elements, want 6", reply, len(arr))
 	}
-	flag, err := Int(arr[0])
-	if err != nil {
-		return AcquireReply{}, fmt.Errorf("acquire: %w", err)
-	}
-	switch flag {
-	case 1:
-		r := AcquireReply{Granted: true}
-		if len(arr) > 1 {
-			f, err := Int(arr[1])
-			if err != nil {
-				return AcquireReply{}, fmt.Errorf("acquire: fence: %w", err)
-			}
-			r.Fence = f
-		}
-		return r, nil
-	case 0:
-		if len(arr) < 2 {
-			return AcquireReply{}, fmt.Errorf("acquire: refusal without holder TTL")
-		}
-		ttl, err := Int(arr[1])
+	var ints [6]int64
+	for _, i := range []int{0, 1, 3, 4, 5} {
+		v, err := Int(arr[i])
 		if err != nil {
-			return AcquireReply{}, fmt.Errorf("acquire: %w", err)
+			return AcquireReply{}, fmt.Errorf("acquire: element %d: %w", i, err)
 		}
-		r := AcquireReply{HolderTTLms: ttl}
-		if len(arr) > 2 {
-			switch h := arr[2].(type) {
-			case []byte:
-				r.Holder = string(h)
-			case string:
-				r.Holder = h
-			}
-		}
-		return r, nil
+		ints[i] = v
 	}
-	return AcquireReply{}, fmt.Errorf("acquire: unexpected flag %d", flag)
+	r := AcquireReply{HolderTTLms: ints[1], Fence: ints[3], ServerMs: ints[4], MarkerAgeMs: ints[5]}
+	switch ints[0] {
+	case 1:
+		r.Granted = true
+	case 0:
+	default:
+		return AcquireReply{}, fmt.Errorf("acquire: unexpected flag %d", ints[0])
+	}
+	switch h := arr[2].(type) {
+	case []byte:
+		r.Holder = string(h)
+	case string:
+		r.Holder = h
+	default:
+		return AcquireReply{}, fmt.Errorf("acquire: holder is %T, want a string", arr[2])
+	}
+	return r, nil
 }
 
 // DecodeFlag decodes the 0/1 reply of Release and Extend.

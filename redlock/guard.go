@@ -1,0 +1,252 @@
+package redlock
+
+import (
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/quorumlock/quorumlock/internal/scripts"
+)
+
+// guard watches each node for the two faults Redlock cannot survive on its
+// own — a node that lost its keys (restarted without persistence, flushed)
+// and a node whose clock jumped — and discards the node's yes-votes for a
+// quarantine period after either. It reads what every acquire reply carries
+// anyway (the node's TIME and the age of its boot marker), so it costs no
+// round trip.
+type guard struct {
+	lk      *Locker
+	origin  time.Time // client clock reference for offsets
+	nodes   []nodeGuard
+	longest atomic.Int64 // largest TTL used by this Locker, in ns
+}
+
+type nodeGuard struct {
+	mu sync.Mutex
+	// born estimates, on the client's clock, when the node last found itself
+	// without data; zero until the node first answered.
+	born time.Time
+	// until is the end of the node's quarantine; reason says why.
+	until  time.Time
+	reason string
+	// The first sample of (server clock - client clock) and its uncertainty.
+	based      bool
+	baseOffset time.Duration
+	baseAt     time.Time
+	baseErr    time.Duration
+}
+
+func newGuard(lk *Locker) *guard {
+	return &guard{lk: lk, origin: lk.cfg.clock.Now(), nodes: make([]nodeGuard, len(lk.nodes))}
+}
+
+// used records a TTL this Locker obtains a lock for.
+func (g *guard) used(ttl time.Duration) {
+	for {
+		cur := g.longest.Load()
+		if int64(ttl) <= cur || g.longest.CompareAndSwap(cur, int64(ttl)) {
+			return
+		}
+	}
+}
+
+// period is how long a node stays quarantined: WithQuarantine's value, else
+// the largest TTL this Locker has used.
+func (g *guard) period() time.Duration {
+	if q := g.lk.cfg.quarantine; q > 0 {
+		return q
+	}
+	return time.Duration(g.longest.Load())
+}
+
+// judge reads the health signals of node i's acquire reply, received at at
+// after latency, and returns why its yes-vote must be discarded ("" to count
+// it).
+func (g *guard) judge(i int, r scripts.AcquireReply, at time.Time, latency time.Duration) string {
+	cfg := &g.lk.cfg
+	q := g.period()
+	ng := &g.nodes[i]
+	ng.mu.Lock()
+	var events []Event
+	if !cfg.noRestartGuard {
+		born := at.Add(-time.Duration(r.MarkerAgeMs) * time.Millisecond)
+		if ng.born.IsZero() || born.Sub(ng.born) > time.Second {
+			// A first sighting, or the node lost its data since we last
+			// saw it.
+			if !ng.born.IsZero() {
+				events = append(events, Event{Kind: EventQuarantined, Node: g.lk.nodes[i].Addr(),
+					Detail: "node lost its data (restart without persistence, or flushed)"})
+			}
+			ng.born = born
+		}
+	}
+	if !cfg.noClockGuard {
+		offset := time.Duration(r.ServerMs)*time.Millisecond - at.Sub(g.origin)
+		// The node read its clock somewhere within the round trip; TIME was
+		// truncated to the millisecond.
+		uncertainty := latency + time.Millisecond
+		if !ng.based {
+			ng.based, ng.baseOffset, ng.baseAt, ng.baseErr = true, offset, at, uncertainty
+		} else {
+			moved := offset - ng.baseOffset
+			allowed := time.Duration(float64(at.Sub(ng.baseAt))*cfg.driftFactor) + uncertainty + ng.baseErr + driftFloor
+			if moved > allowed || -moved > allowed {
+				ng.baseOffset, ng.baseAt, ng.baseErr = offset, at, uncertainty
+				if ng.quarantine(at.Add(q), fmt.Sprintf("node clock jumped by %v", moved.Round(time.Millisecond))) {
+					events = append(events, Event{Kind: EventClockJump, Node: g.lk.nodes[i].Addr(), Detail: ng.reason})
+				}
+			}
+		}
+	}
+	reason := ""
+	if at.Before(ng.until) {
+		reason = fmt.Sprintf("quarantined for %v more: %s", ng.until.Sub(at).Round(time.Millisecond), ng.reason)
+	}
+	ng.mu.Unlock()
+	if reason == "" {
+		reason = g.wiped(i, at, q)
+	}
+	for _, e := range events {
+		g.lk.emit(e)
+	}
+	return reason
+}
+
+// wiped returns why node i's votes must not count because it lost its data
+// less than q ago while the cluster did not: some node that answered has kept
+// its data for longer, and fewer than a quorum are as fresh. When a quorum
+// of nodes is fresh the whole cluster started anew; quarantine cannot protect
+// that case (no node remembers the locks) and refusing every vote would only
+// make a new cluster unusable.
+func (g *guard) wiped(i int, at time.Time, q time.Duration) string {
+	if g.lk.cfg.noRestartGuard {
+		return ""
+	}
+	fresh, old := 0, 0
+	var age time.Duration
+	for j := range g.nodes {
+		o := &g.nodes[j]
+		o.mu.Lock()
+		switch {
+		case o.born.IsZero():
+		case at.Sub(o.born) < q:
+			fresh++
+		default:
+			old++
+		}
+		if j == i {
+			age = at.Sub(o.born)
+			if o.born.IsZero() || age >= q {
+				o.mu.Unlock()
+				return ""
+			}
+		}
+		o.mu.Unlock()
+	}
+	if old == 0 || fresh >= g.lk.quorum {
+		return ""
+	}
+	return fmt.Sprintf("quarantined for %v more: node lost its data %v ago (restart without persistence, or flushed)",
+		(q - age).Round(time.Millisecond), age.Round(time.Millisecond))
+}
+
+// recheck judges the round's yes-votes again with what the round has learnt
+// since they arrived, discards those of wiped nodes, and returns how many.
+func (g *guard) recheck(name string, rd *round, at time.Time) int {
+	q := g.period()
+	dropped := 0
+	for i := range rd.votes {
+		v := &rd.votes[i]
+		if !v.Answered || !v.Yes || v.Err != nil {
+			continue
+		}
+		if why := g.wiped(i, at, q); why != "" {
+			v.Yes, v.Discarded = false, why
+			rd.tally.Yes--
+			rd.tally.Failed++
+			dropped++
+			g.lk.emit(Event{Kind: EventVoteDiscarded, Name: name, Node: v.Addr, Detail: why})
+		}
+	}
+	return dropped
+}
+
+// quarantine extends the node's quarantine to until, and reports whether it
+// was not quarantined before (a new event). ng.mu is held.
+func (ng *nodeGuard) quarantine(until time.Time, reason string) bool {
+	if !until.After(ng.until) {
+		return false
+	}
+	fresh := ng.until.IsZero() || !until.Before(ng.until.Add(time.Second))
+	ng.until, ng.reason = until, reason
+	return fresh
+}
+
+// EventKind says what an Event reports.
+type EventKind int
+
+// The kinds of events a Locker reports to its observer.
+const (
+	EventObtained      EventKind = iota + 1 // a lock was obtained
+	EventObtainFailed                       // an attempt failed (held, no quorum, expired)
+	EventNodeError                          // a node failed in a round
+	EventVoteDiscarded                      // a yes-vote of a quarantined node was not counted
+	EventQuarantined                        // a node was found to have lost its data
+	EventClockJump                          // a node's clock jumped
+	EventExtended                           // a lock was extended (by Extend or KeepAlive)
+	EventLost                               // a lock was lost
+	EventReleased                           // a lock was released
+)
+
+var eventNames = map[EventKind]string{
+	EventObtained: "obtained", EventObtainFailed: "obtain failed", EventNodeError: "node error",
+	EventVoteDiscarded: "vote discarded", EventQuarantined: "node quarantined", EventClockJump: "node clock jump",
+	EventExtended: "extended", EventLost: "lost", EventReleased: "released",
+}
+
+func (k EventKind) String() string {
+	if s, ok := eventNames[k]; ok {
+		return s
+	}
+	return fmt.Sprintf("EventKind(%d)", int(k))
+}
+
+// Event is one thing worth counting or logging that happened in a Locker.
+type Event struct {
+	Kind    EventKind
+	Name    string        // the lock's name, when it concerns one lock
+	Node    string        // the node's address, when it concerns one node
+	Latency time.Duration // the round's or node's latency, when measured
+	Err     error         // the failure, if any
+	Detail  string        // a human-readable explanation
+}
+
+// emit hands an event to the observer and logs what an operator must see.
+func (lk *Locker) emit(e Event) {
+	if lk.cfg.observer != nil {
+		lk.cfg.observer(e)
+	}
+	if lk.cfg.logger == nil {
+		return
+	}
+	attrs := []any{"event", e.Kind.String()}
+	if e.Name != "" {
+		attrs = append(attrs, "lock", e.Name)
+	}
+	if e.Node != "" {
+		attrs = append(attrs, "node", e.Node)
+	}
+	if e.Detail != "" {
+		attrs = append(attrs, "detail", e.Detail)
+	}
+	if e.Err != nil {
+		attrs = append(attrs, "err", e.Err)
+	}
+	switch e.Kind {
+	case EventQuarantined, EventClockJump, EventLost:
+		lk.cfg.logger.Warn("redlock: "+e.Kind.String(), attrs...)
+	case EventNodeError, EventVoteDiscarded:
+		lk.cfg.logger.Debug("redlock: "+e.Kind.String(), attrs...)
+	}
+}
