@@ -153,3 +153,40 @@ func TestHelpOfEveryCommand(t *testing.T) {
 		t.Errorf("redlock --help: exit %d\n%s", r.code, r.stdout)
 	}
 }
+
+func TestNodeURLsCarryTheCredentials(t *testing.T) {
+	servers := redistest.Start(t, 3)
+	for _, s := range servers {
+		redisConfigSet(t, s, "requirepass", "s3cret")
+	}
+	urls := func(pass string) []string {
+		var us []string
+		for _, s := range servers {
+			us = append(us, "redis://:"+pass+"@"+s.Addr)
+		}
+		return []string{nodesEnv + "=" + strings.Join(us, ",")}
+	}
+	if r := runCLI(t, cliBound, urls("s3cret"), "run", "--name", "auth", "--", "true"); r.code != 0 {
+		t.Fatalf("run with the password: exit %d\n%s", r.code, r.stderr)
+	}
+	r := runCLI(t, cliBound, urls("wrong-pass"), "status", "auth")
+	if r.code != exitUnknown || strings.Count(r.stdout, "error: ") != 3 {
+		t.Fatalf("status with a wrong password: exit %d, want %d with 3 node errors\n%s", r.code, exitUnknown, r.stdout)
+	}
+	if strings.Contains(r.stdout+r.stderr, "wrong-pass") {
+		t.Errorf("the password shows in the output:\n%s%s", r.stdout, r.stderr)
+	}
+}
+
+// redisConfigSet sets a server's configuration parameter.
+func redisConfigSet(t *testing.T, s *redistest.Server, param, value string) {
+	t.Helper()
+	c, err := redis.Dial("tcp", s.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Do("CONFIG", "SET", param, value); err != nil {
+		t.Fatal(err)
+	}
+}
