@@ -25,17 +25,29 @@ import (
 //     making it fsync every write (AOF, appendfsync always) so that it comes
 //     back still holding A's lock.
 func TestRestartWithoutPersistence(t *testing.T) {
-	const ttl = 3 * time.Second
+	const (
+		// long is the TTL when node 1 restarts at once: a restart takes a
+		// second or two, more on a loaded machine, and must end well within
+		// A's validity. A does not hold its lock that long (see holdAfter).
+		long = 8 * time.Second
+		// short is the TTL when the restart waits for the TTL to pass.
+		short = 3 * time.Second
+		// holdAfter is how long A keeps the lock after node 1 is back: B,
+		// polling meanwhile (at least once a second), would get in within
+		// that time if node 1 had forgotten A's lock.
+		holdAfter = 2500 * time.Millisecond
+	)
 	tests := []struct {
 		name         string
 		persistence  Persistence
+		ttl          time.Duration
 		restartAfter time.Duration // from the crash to the restart
 		forgets      bool          // whether node 1 comes back without A's key
 		wantOverlap  bool
 	}{
-		{"hazard: immediate restart without persistence", NoPersistence, 0, true, true},
-		{"remedy: restart delayed past the TTL", NoPersistence, ttl + ttl/4, true, false},
-		{"remedy: AOF with appendfsync always", AOFAlways, 0, false, false},
+		{"hazard: immediate restart without persistence", NoPersistence, long, 0, true, true},
+		{"remedy: restart delayed past the TTL", NoPersistence, short, short + short/4, true, false},
+		{"remedy: AOF with appendfsync always", AOFAlways, long, 0, false, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -50,6 +62,7 @@ func TestRestartWithoutPersistence(t *testing.T) {
 			// A locks while node 2 is cut off: it holds nodes 0 and 1, a
 			// bare quorum.
 			c.Node(2).Cut()
+			ttl := tt.ttl
 			lockA, err := a.TryObtain(ctx, name, ttl)
 			acquiredA := rec.Now()
 			c.Node(2).Heal()
@@ -97,6 +110,10 @@ func TestRestartWithoutPersistence(t *testing.T) {
 			if id, err := c.Node(1).RunID(ctx); err != nil || id == runID {
 				t.Fatalf("node 1 run_id %q before the crash, %q (%v) after: it did not restart", runID, id, err)
 			}
+			if tt.restartAfter == 0 && restarted.Add(holdAfter).After(lockA.ValidUntil()) {
+				t.Fatalf("node 1 restarted %v after A locked, too late within A's TTL of %v for the crafted case: the machine is too loaded",
+					restarted.Sub(acquiredA), ttl)
+			}
 			held := get(t, c.Node(1), key) == lockA.Token()
 			if held == tt.forgets {
 				t.Fatalf("node 1 holds A's key after the restart: %v, want %v", held, !tt.forgets)
@@ -104,8 +121,13 @@ func TestRestartWithoutPersistence(t *testing.T) {
 			t.Logf("node 1 restarted %v after A locked (%v), holding A's key: %v",
 				restarted.Sub(acquiredA).Round(time.Millisecond), tt.persistence, held)
 
-			// A works until just before its validity ends, then releases.
-			time.Sleep(time.Until(lockA.ValidUntil().Add(-50 * time.Millisecond)))
+			// A works on for a while (or until just before its validity
+			// ends), then releases.
+			endA := restarted.Add(holdAfter)
+			if v := lockA.ValidUntil().Add(-50 * time.Millisecond); v.Before(endA) {
+				endA = v
+			}
+			time.Sleep(time.Until(endA))
 			rec.Add(history.Section{Holder: "A", Name: name, Acquired: acquiredA, ValidUntil: lockA.ValidUntil(), Released: rec.Now()})
 			if err := lockA.Release(ctx); err != nil {
 				t.Logf("A release: %v", err)
