@@ -3,6 +3,7 @@ package pool
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/gomodule/redigo/redis"
@@ -18,8 +19,9 @@ type Subscriber interface {
 	Subscribe(ctx context.Context) (Subscription, error)
 }
 
-// Subscription is one Pub/Sub connection. Subscribe, Unsubscribe and Ping may
-// be called from one goroutine while another calls Receive.
+// Subscription is one Pub/Sub connection. Subscribe, Unsubscribe, Ping and
+// Close are safe for concurrent use, also while one goroutine (and only one)
+// is in Receive.
 type Subscription interface {
 	// Subscribe asks for the channels' messages; the confirmations arrive
 	// through Receive as EventSubscribed.
@@ -74,17 +76,26 @@ func (p *Redigo) Subscribe(ctx context.Context) (Subscription, error) {
 
 type redigoSub struct {
 	psc redis.PubSubConn
+	mu  sync.Mutex // redigo allows one writer at a time
 }
 
 func (s *redigoSub) Subscribe(channels ...string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	return s.psc.Subscribe(redis.Args{}.AddFlat(channels)...)
 }
 
 func (s *redigoSub) Unsubscribe(channels ...string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	return s.psc.Unsubscribe(redis.Args{}.AddFlat(channels)...)
 }
 
-func (s *redigoSub) Ping() error { return s.psc.Ping("") }
+func (s *redigoSub) Ping() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.psc.Ping("")
+}
 
 func (s *redigoSub) Close() error { return s.psc.Close() }
 
