@@ -375,7 +375,7 @@ func TestReleaseFailures(t *testing.T) {
 func TestReleaseAndExtendRightAfterObtain(t *testing.T) {
 	c := newCluster(t, 3)
 	lk := c.locker()
-	for i := range 1000 {
+	for i := range 300 {
 		l, err := lk.TryObtain(t.Context(), "quick", time.Second)
 		if err != nil {
 			t.Fatalf("round %d: TryObtain: %v", i, err)

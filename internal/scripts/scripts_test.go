@@ -16,6 +16,15 @@ import (
 	"github.com/quorumlock/quorumlock/pool"
 )
 
+// bootMarker is the boot-marker key these tests pass to Acquire.
+const bootMarker = "\x00boot:test:"
+
+// acquireReply builds a reply of Acquire: {granted, holder PTTL, holder,
+// fence, server ms, marker age ms}.
+func acquireReply(granted, pttl int64, holder any, fence, now, age int64) []any {
+	return []any{granted, pttl, holder, fence, now, age}
+}
+
 func TestDecodeAcquire(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
@@ -23,21 +32,29 @@ func TestDecodeAcquire(t *testing.T) {
 		want  scripts.AcquireReply
 		err   bool
 	}{
-		{"granted", []any{int64(1)}, scripts.AcquireReply{Granted: true}, false},
-		{"granted with fence", []any{int64(1), int64(7)}, scripts.AcquireReply{Granted: true, Fence: 7}, false},
-		{"refused", []any{int64(0), int64(1500), []byte("0123abcd")}, scripts.AcquireReply{HolderTTLms: 1500, Holder: "0123abcd"}, false},
-		{"refused, holder as string", []any{int64(0), int64(1500), "0123abcd"}, scripts.AcquireReply{HolderTTLms: 1500, Holder: "0123abcd"}, false},
-		{"refused, no expiry", []any{int64(0), int64(-1), []byte("0123abcd")}, scripts.AcquireReply{HolderTTLms: -1, Holder: "0123abcd"}, false},
-		{"refused, no holder", []any{int64(0), int64(10)}, scripts.AcquireReply{HolderTTLms: 10}, false},
-		{"int flag", []any{1}, scripts.AcquireReply{Granted: true}, false},
+		{"granted", acquireReply(1, 0, []byte(""), 0, 1700000000123, 5),
+			scripts.AcquireReply{Granted: true, ServerMs: 1700000000123, MarkerAgeMs: 5}, false},
+		{"granted with fence", acquireReply(1, 0, "", 7, 10, 0),
+			scripts.AcquireReply{Granted: true, Fence: 7, ServerMs: 10}, false},
+		{"refused", acquireReply(0, 1500, []byte("0123abcd"), 0, 10, 3),
+			scripts.AcquireReply{HolderTTLms: 1500, Holder: "0123abcd", ServerMs: 10, MarkerAgeMs: 3}, false},
+		{"refused, holder as string", acquireReply(0, 1500, "0123abcd", 0, 10, 3),
+			scripts.AcquireReply{HolderTTLms: 1500, Holder: "0123abcd", ServerMs: 10, MarkerAgeMs: 3}, false},
+		{"refused, no expiry", acquireReply(0, -1, []byte("0123abcd"), 0, 10, 3),
+			scripts.AcquireReply{HolderTTLms: -1, Holder: "0123abcd", ServerMs: 10, MarkerAgeMs: 3}, false},
+		{"int elements", []any{1, 0, "", 0, 10, 3},
+			scripts.AcquireReply{Granted: true, ServerMs: 10, MarkerAgeMs: 3}, false},
 		{"nil", nil, scripts.AcquireReply{}, true},
 		{"not an array", int64(1), scripts.AcquireReply{}, true},
 		{"empty array", []any{}, scripts.AcquireReply{}, true},
-		{"flag not an integer", []any{[]byte("1")}, scripts.AcquireReply{}, true},
-		{"unknown flag", []any{int64(2)}, scripts.AcquireReply{}, true},
-		{"refusal without TTL", []any{int64(0)}, scripts.AcquireReply{}, true},
-		{"TTL not an integer", []any{int64(0), []byte("10")}, scripts.AcquireReply{}, true},
-		{"fence not an integer", []any{int64(1), "7"}, scripts.AcquireReply{}, true},
+		{"too short", []any{int64(1)}, scripts.AcquireReply{}, true},
+		{"too long", append(acquireReply(1, 0, "", 0, 10, 3), int64(0)), scripts.AcquireReply{}, true},
+		{"flag not an integer", []any{[]byte("1"), int64(0), "", int64(0), int64(10), int64(3)}, scripts.AcquireReply{}, true},
+		{"unknown flag", acquireReply(2, 0, "", 0, 10, 3), scripts.AcquireReply{}, true},
+		{"TTL not an integer", []any{int64(0), []byte("10"), "h", int64(0), int64(10), int64(3)}, scripts.AcquireReply{}, true},
+		{"holder not a string", acquireReply(0, 10, int64(5), 0, 10, 3), scripts.AcquireReply{}, true},
+		{"fence not an integer", []any{int64(1), int64(0), "", "7", int64(10), int64(3)}, scripts.AcquireReply{}, true},
+		{"time not an integer", []any{int64(1), int64(0), "", int64(0), nil, int64(3)}, scripts.AcquireReply{}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := scripts.DecodeAcquire(tc.reply)
@@ -153,7 +170,7 @@ func TestScriptsOnRedis(t *testing.T) {
 	}
 	acquire := func(key, token string, ttlms int) scripts.AcquireReply {
 		t.Helper()
-		reply, err := run(scripts.Acquire, key, token, ttlms)
+		reply, err := p.Eval(ctx, scripts.Acquire, []string{key, bootMarker}, token, ttlms)
 		if err != nil {
 			t.Fatalf("acquire(%s): %v", key, err)
 		}
@@ -250,7 +267,7 @@ func TestScriptsOnRedis(t *testing.T) {
 	if _, err := conn.Do("LPUSH", "list", "x"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := run(scripts.Acquire, "list", tokA, 1000); !errors.Is(err, pool.ErrWrongType) {
+	if _, err := p.Eval(ctx, scripts.Acquire, []string{"list", bootMarker}, tokA, 1000); !errors.Is(err, pool.ErrWrongType) {
 		t.Errorf("acquire of a list = %v, want ErrWrongType", err)
 	}
 	for _, s := range []*pool.Script{scripts.Release, scripts.Cleanup} {
@@ -261,6 +278,25 @@ func TestScriptsOnRedis(t *testing.T) {
 	}
 	if n, _ := redis.Int(conn.Do("LLEN", "list")); n != 1 {
 		t.Errorf("the list was changed")
+	}
+
+	// Acquire reports the node's time and the age of its boot marker, a key
+	// without expiry that a node loses with its data.
+	ar = acquire("m", tokA, 1000)
+	if now := time.Now().UnixMilli(); ar.ServerMs < now-5000 || ar.ServerMs > now+5000 {
+		t.Errorf("ServerMs = %d, local clock %d", ar.ServerMs, now)
+	}
+	if ar.MarkerAgeMs < 0 {
+		t.Errorf("MarkerAgeMs = %d", ar.MarkerAgeMs)
+	}
+	if pttl, _ := redis.Int64(conn.Do("PTTL", bootMarker)); pttl != -1 {
+		t.Errorf("boot marker PTTL = %d, want -1 (no expiry)", pttl)
+	}
+	if _, err := conn.Do("FLUSHALL"); err != nil {
+		t.Fatal(err)
+	}
+	if ar := acquire("m", tokA, 1000); ar.MarkerAgeMs != 0 || !ar.Granted {
+		t.Errorf("first acquire after data loss: %+v, want granted with marker age 0", ar)
 	}
 }
 
@@ -284,7 +320,7 @@ func TestReleasePublishes(t *testing.T) {
 		t.Fatal("no subscription confirmation")
 	}
 	for _, s := range []*pool.Script{scripts.Cleanup, scripts.Release} {
-		if _, err := p.Eval(ctx, scripts.Acquire, []string{"k"}, "tok", 60000); err != nil {
+		if _, err := p.Eval(ctx, scripts.Acquire, []string{"k", bootMarker}, "tok", 60000); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := p.Eval(ctx, s, []string{"k"}, "tok"); err != nil {
