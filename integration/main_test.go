@@ -202,3 +202,35 @@ func workload(rec *history.Recorder, name string) Workload {
 		Recorder:       rec,
 	}
 }
+
+// progressWait bounds how long a phase may wait for its first section: on a
+// loaded machine progress comes late, but a lock that makes none at all
+// must fail the test, not hang it.
+const progressWait = 15 * time.Second
+
+// awaitProgress waits at least least, then until some section acquired at or
+// after from has been recorded, for at most progressWait after from. It
+// reports whether there was one; false when ctx ended first or the wait ran
+// out.
+func awaitProgress(ctx context.Context, rec *history.Recorder, from time.Time, least time.Duration) bool {
+	select {
+	case <-time.After(least):
+	case <-ctx.Done():
+		return false
+	}
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if Between(rec.Sections(), from, rec.Now()) > 0 {
+			return true
+		}
+		if rec.Now().Sub(from) >= progressWait {
+			return false
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
