@@ -8,8 +8,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gomodule/redigo/redis"
+
 	"github.com/quorumlock/quorumlock/clock"
 	"github.com/quorumlock/quorumlock/internal/memnode"
+	"github.com/quorumlock/quorumlock/internal/redistest"
 	"github.com/quorumlock/quorumlock/internal/scripts"
 	"github.com/quorumlock/quorumlock/pool"
 )
@@ -309,5 +312,104 @@ func TestConcurrentUse(t *testing.T) {
 	wg.Wait()
 	if recv, applied := n.Calls(); recv != 800 || applied != 800 {
 		t.Errorf("Calls() = %d, %d; want 800, 800", recv, applied)
+	}
+}
+
+// The in-memory node answers the lock scripts as a real Redis does: the same
+// calls give the same decoded replies and the same kinds of errors.
+func TestConformsToRedis(t *testing.T) {
+	srv := redistest.Start(t, 1)[0]
+	real := redistest.Pools(t, []*redistest.Server{srv})[0]
+	mem, _ := newNode()
+	conn, err := redis.Dial("tcp", srv.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	const marker = "\x00boot:conformance:"
+	const tokA, tokB = "aaaaaaaa11111111aaaaaaaa11111111", "bbbbbbbb22222222bbbbbbbb22222222"
+	type step struct {
+		setup  func() // on both nodes
+		script *pool.Script
+		key    string
+		args   []any
+	}
+	acquire := func(key, tok string, ms int) step {
+		return step{script: scripts.Acquire, key: key, args: []any{tok, ms}}
+	}
+	call := func(s *pool.Script, key string, args ...any) step { return step{script: s, key: key, args: args} }
+	steps := []step{
+		acquire("k", tokA, 60000),
+		acquire("k", tokB, 60000),
+		call(scripts.Extend, "k", tokB, 1000),
+		call(scripts.Extend, "k", tokA, 120000),
+		call(scripts.Release, "k", tokB),
+		call(scripts.Cleanup, "k", tokB),
+		call(scripts.Release, "k", tokA),
+		call(scripts.Release, "k", tokA),
+		call(scripts.Extend, "k", tokA, 1000),
+		acquire("k", tokB, 60000),
+		call(scripts.Cleanup, "k", tokB),
+		call(scripts.Cleanup, "k", tokB),
+		{setup: func() {
+			mem.Set("forever", tokB, 0)
+			if _, err := conn.Do("SET", "forever", tokB); err != nil {
+				t.Fatal(err)
+			}
+		}, script: scripts.Acquire, key: "forever", args: []any{tokA, 1000}},
+		{setup: func() {
+			mem.SetNonString("list")
+			if _, err := conn.Do("LPUSH", "list", "x"); err != nil {
+				t.Fatal(err)
+			}
+		}, script: scripts.Acquire, key: "list", args: []any{tokA, 1000}},
+		call(scripts.Release, "list", tokA),
+		call(scripts.Cleanup, "list", tokA),
+		call(scripts.Extend, "list", tokA, 1000),
+	}
+	describe := func(reply any, err error, s *pool.Script) string {
+		switch {
+		case err != nil:
+			var se *pool.ServerError
+			return fmt.Sprintf("error (ServerError %v, WRONGTYPE %v)", errors.As(err, &se), errors.Is(err, pool.ErrWrongType))
+		case s == scripts.Acquire:
+			ar, err := scripts.DecodeAcquire(reply)
+			if err != nil {
+				return "undecodable: " + err.Error()
+			}
+			// Times differ between a fake and a real clock; their sign
+			// and rough size do not.
+			ttl := "none"
+			switch {
+			case ar.HolderTTLms == -1:
+				ttl = "no expiry"
+			case ar.HolderTTLms > 0:
+				ttl = fmt.Sprintf("~%ds", (ar.HolderTTLms+500)/1000)
+			}
+			return fmt.Sprintf("granted %v, holder %q, holder TTL %s, fence %d", ar.Granted, ar.Holder, ttl, ar.Fence)
+		default:
+			ok, err := scripts.DecodeFlag(reply)
+			if err != nil {
+				return "undecodable: " + err.Error()
+			}
+			return fmt.Sprint(ok)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for i, st := range steps {
+		if st.setup != nil {
+			st.setup()
+		}
+		keys := []string{st.key}
+		if st.script == scripts.Acquire {
+			keys = append(keys, marker)
+		}
+		rr, rerr := real.Eval(ctx, st.script, keys, st.args...)
+		mr, merr := mem.Eval(ctx, st.script, keys, st.args...)
+		want, got := describe(rr, rerr, st.script), describe(mr, merr, st.script)
+		if got != want {
+			t.Errorf("step %d, %s(%s, %v): memnode %s, Redis %s", i, st.script.Name, st.key, st.args, got, want)
+		}
 	}
 }
