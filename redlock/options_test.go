@@ -1,6 +1,7 @@
 package redlock_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -276,4 +277,21 @@ func TestBackoffs(t *testing.T) {
 			t.Errorf("BackoffFunc saw %v", got)
 		}
 	})
+}
+
+// A node cut off by the node timeout reports a deadline, not a cancellation:
+// errors.Is(vote.Err, context.Canceled) would read as "the caller gave up".
+func TestNodeTimeoutIsADeadline(t *testing.T) {
+	knownBug(t, "fanout.go errNodeTimeout unwraps to the context.Canceled of the round's internal cancel, "+
+		"so a node timeout matches context.Canceled and not context.DeadlineExceeded")
+	c := newCluster(t, 1)
+	c.nodes[0].Hang()
+	lk := c.locker(redlock.WithNodeTimeout(50 * time.Millisecond))
+	ch := start(func() (*redlock.Lock, error) { return lk.TryObtain(t.Context(), "dl", time.Second) })
+	r, _ := driveUntil(t, c.clock, epoch.Add(50*time.Millisecond), ch)
+	v := quorumError(t, r.err).Votes[0]
+	if errors.Is(v.Err, context.Canceled) || !errors.Is(v.Err, context.DeadlineExceeded) {
+		t.Errorf("vote error %v: matches Canceled %v, DeadlineExceeded %v; want a deadline only",
+			v.Err, errors.Is(v.Err, context.Canceled), errors.Is(v.Err, context.DeadlineExceeded))
+	}
 }
