@@ -1,0 +1,351 @@
+package redlock_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	mrand "math/rand/v2"
+	"os"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gomodule/redigo/redis"
+
+	"github.com/quorumlock/quorumlock/internal/redistest"
+	"github.com/quorumlock/quorumlock/pool"
+	"github.com/quorumlock/quorumlock/redlock"
+)
+
+// contender obtains the contended lock and returns how to release it.
+type contender func(ctx context.Context) (release func(), err error)
+
+// contention is what one contention run measured.
+type contention struct {
+	acquisitions, handoffs, overlaps int
+	elapsed                          time.Duration
+	waits                            []time.Duration
+	perContender                     []int
+	commands                         int64
+}
+
+// contend runs the contenders against each other until total acquisitions
+// are made, each holding the lock for work.
+func contend(b *testing.B, pools []pool.Pool, cs []contender, work time.Duration, total int) contention {
+	b.Helper()
+	ctx := context.Background()
+	var (
+		mu       sync.Mutex
+		res      = contention{perContender: make([]int, len(cs))}
+		holders  atomic.Int32
+		last     atomic.Int32
+		left     atomic.Int64
+		wg       sync.WaitGroup
+		failures atomic.Int64
+	)
+	last.Store(-1)
+	left.Store(int64(total))
+	before := totalCommands(b, pools)
+	start := time.Now()
+	for i, obtain := range cs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for left.Add(-1) >= 0 {
+				t0 := time.Now()
+				release, err := obtain(ctx)
+				if err != nil {
+					failures.Add(1)
+					continue
+				}
+				waited := time.Since(t0)
+				overlap := holders.Add(1) != 1
+				handoff := last.Swap(int32(i)) != int32(i)
+				if work > 0 {
+					time.Sleep(work)
+				}
+				holders.Add(-1)
+				release()
+				mu.Lock()
+				res.acquisitions++
+				res.waits = append(res.waits, waited)
+				res.perContender[i]++
+				if overlap {
+					res.overlaps++
+				}
+				if handoff {
+					res.handoffs++
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	res.elapsed = time.Since(start)
+	res.commands = totalCommands(b, pools) - before
+	if n := failures.Load(); n > 0 {
+		b.Fatalf("%d obtains failed", n)
+	}
+	return res
+}
+
+func (c contention) report(b *testing.B, work time.Duration) {
+	slices.Sort(c.waits)
+	pct := func(p float64) float64 {
+		if len(c.waits) == 0 {
+			return 0
+		}
+		return float64(c.waits[int(p*float64(len(c.waits)-1))]) / float64(time.Millisecond)
+	}
+	secs := c.elapsed.Seconds()
+	b.ReportMetric(float64(c.acquisitions)/secs, "acq/s")
+	b.ReportMetric(float64(c.handoffs)/secs, "handoffs/s")
+	b.ReportMetric(pct(0.5), "wait-p50-ms")
+	b.ReportMetric(pct(0.99), "wait-p99-ms")
+	b.ReportMetric(float64(c.commands)/float64(max(c.acquisitions, 1)), "cmds/acq")
+	b.ReportMetric(float64(slices.Min(c.perContender))/float64(max(slices.Max(c.perContender), 1)), "fairness")
+	b.ReportMetric(float64(c.overlaps), "overlaps")
+	if work > 0 {
+		b.ReportMetric(float64(c.acquisitions)*work.Seconds()/secs, "utilization")
+	}
+	if c.overlaps > 0 {
+		b.Errorf("%d overlapping holders", c.overlaps)
+	}
+}
+
+// BenchmarkContended has 16 contenders take turns on one lock over 5 nodes,
+// holding it for 0 or 1ms each time. ns/op is the time per acquisition.
+//
+//	lock/lockers=1    16 goroutines sharing one Locker
+//	lock/lockers=16   16 Lockers with their own pools, as 16 processes
+//	floor-poll-1-5ms  16 floor rounds (parallel SET NX PX, owner-checked
+//	                  delete) retried after a random 1-5ms, as 16 processes
+//	poll-50-250ms     the same retried after 50-250ms (redsync's delays)
+func BenchmarkContended(b *testing.B) {
+	servers := redistest.Start(b, 5)
+	const contenders = 16
+	for _, work := range []time.Duration{0, time.Millisecond} {
+		b.Run(fmt.Sprintf("work=%v", work), func(b *testing.B) {
+			b.Run("lock/lockers=1", func(b *testing.B) {
+				pools := redistest.Pools(b, servers, pool.WithMaxIdle(contenders))
+				lk := newBenchLocker(b, pools)
+				cs := make([]contender, contenders)
+				for i := range cs {
+					cs[i] = lockContender(lk)
+				}
+				contend(b, pools, cs, work, b.N).report(b, work)
+			})
+			b.Run("lock/lockers=16", func(b *testing.B) {
+				cs := make([]contender, contenders)
+				var all []pool.Pool
+				for i := range cs {
+					pools := redistest.Pools(b, servers, pool.WithMaxIdle(2))
+					all = pools
+					cs[i] = lockContender(newBenchLocker(b, pools))
+				}
+				contend(b, all, cs, work, b.N).report(b, work)
+			})
+			b.Run("floor-poll-1-5ms", func(b *testing.B) {
+				cs := make([]contender, contenders)
+				var all []pool.Pool
+				for i := range cs {
+					pools := redistest.Pools(b, servers, pool.WithMaxIdle(2))
+					all = pools
+					cs[i] = floorContender(b, pools, time.Millisecond, 5*time.Millisecond)
+				}
+				contend(b, all, cs, work, b.N).report(b, work)
+			})
+			b.Run("poll-50-250ms", func(b *testing.B) {
+				cs := make([]contender, contenders)
+				var all []pool.Pool
+				for i := range cs {
+					pools := redistest.Pools(b, servers, pool.WithMaxIdle(2))
+					all = pools
+					cs[i] = floorContender(b, pools, 50*time.Millisecond, 250*time.Millisecond)
+				}
+				contend(b, all, cs, work, b.N).report(b, work)
+			})
+		})
+	}
+}
+
+func newBenchLocker(b *testing.B, pools []pool.Pool, opts ...redlock.Option) *redlock.Locker {
+	lk, err := redlock.New(pools, opts...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = lk.Close() })
+	return lk
+}
+
+func lockContender(lk *redlock.Locker) contender {
+	return func(ctx context.Context) (func(), error) {
+		l, err := lk.Obtain(ctx, "contended", 10*time.Second)
+		if err != nil {
+			return nil, err
+		}
+		return func() { _ = l.Release(ctx) }, nil
+	}
+}
+
+// floorContender is the floor round of BenchmarkSerial retried after a
+// random pause in [lo, hi] until it wins a quorum; a failed round deletes
+// what it got.
+func floorContender(b *testing.B, pools []pool.Pool, lo, hi time.Duration) contender {
+	rps := make([]*redis.Pool, len(pools))
+	shas := make([]string, len(pools))
+	for i, p := range pools {
+		rps[i] = p.(*pool.Redigo).Redis()
+		c := rps[i].Get()
+		sha, err := redis.String(c.Do("SCRIPT", "LOAD", floorRelease))
+		c.Close()
+		if err != nil {
+			b.Fatal(err)
+		}
+		shas[i] = sha
+	}
+	quorum := len(pools)/2 + 1
+	const key = "quorumlock:contended-floor"
+	fanout := func(op func(c redis.Conn, i int) bool) int {
+		var wg sync.WaitGroup
+		var yes atomic.Int32
+		for i, rp := range rps {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				c := rp.Get()
+				defer c.Close()
+				if op(c, i) {
+					yes.Add(1)
+				}
+			}()
+		}
+		wg.Wait()
+		return int(yes.Load())
+	}
+	release := func(token string) {
+		fanout(func(c redis.Conn, i int) bool {
+			n, err := redis.Int(c.Do("EVALSHA", shas[i], 1, key, token))
+			return err == nil && n == 1
+		})
+	}
+	return func(ctx context.Context) (func(), error) {
+		var tok [16]byte
+		for {
+			_, _ = rand.Read(tok[:])
+			token := hex.EncodeToString(tok[:])
+			got := fanout(func(c redis.Conn, _ int) bool {
+				r, err := c.Do("SET", key, token, "NX", "PX", 10000)
+				return err == nil && r != nil
+			})
+			if got >= quorum {
+				return func() { release(token) }, nil
+			}
+			if got > 0 {
+				release(token)
+			}
+			time.Sleep(lo + mrand.N(hi-lo+1))
+		}
+	}
+}
+
+// totalCommands sums total_commands_processed over the nodes.
+func totalCommands(b *testing.B, pools []pool.Pool) int64 {
+	var sum int64
+	for _, p := range pools {
+		reply, err := p.(pool.Commander).Command(context.Background(), "INFO", "stats")
+		if err != nil {
+			b.Fatal(err)
+		}
+		info, _ := redis.String(reply, nil)
+		for _, line := range strings.Split(info, "\n") {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "total_commands_processed:"); ok {
+				n, _ := strconv.ParseInt(v, 10, 64)
+				sum += n
+			}
+		}
+	}
+	return sum
+}
+
+// BenchmarkKeepAlive10k holds 10,000 automatically renewed locks (TTL 3s)
+// for 10s on 5 nodes and reports what renewal costs: goroutines added,
+// heap, Redis commands per second per node, and client CPU. It runs once,
+// whatever b.N.
+func BenchmarkKeepAlive10k(b *testing.B) {
+	const locks, hold, ttl = 10000, 10 * time.Second, 3 * time.Second
+	servers := redistest.Start(b, 5)
+	pools := redistest.Pools(b, servers, pool.WithMaxIdle(64))
+	lk := newBenchLocker(b, pools)
+	ctx := context.Background()
+	baseG := runtime.NumGoroutine()
+	held := make([]*redlock.Lock, 0, locks)
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for w := 0; w < 32; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < locks; i += 32 {
+				l, err := lk.Obtain(ctx, "renewed-"+strconv.Itoa(i), ttl)
+				if err == nil {
+					err = l.KeepAlive()
+				}
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				mu.Lock()
+				held = append(held, l)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if b.Failed() {
+		return
+	}
+	runtime.GC()
+	cmds0, cpu0 := totalCommands(b, pools), cpuTime()
+	start := time.Now()
+	maxG := 0
+	for time.Since(start) < hold {
+		maxG = max(maxG, runtime.NumGoroutine()-baseG)
+		time.Sleep(100 * time.Millisecond)
+	}
+	elapsed := time.Since(start)
+	cmds, cpu := totalCommands(b, pools)-cmds0, cpuTime()-cpu0
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	lost := 0
+	for _, l := range held {
+		if l.Err() != nil {
+			lost++
+		}
+		_ = l.Release(ctx)
+	}
+	b.ReportMetric(float64(maxG), "goroutines")
+	b.ReportMetric(float64(ms.HeapInuse)/(1<<20), "heap-MiB")
+	b.ReportMetric(float64(cmds)/elapsed.Seconds()/float64(len(pools)), "cmds/s/node")
+	b.ReportMetric(cpu.Seconds()/elapsed.Seconds(), "client-cpu")
+	b.ReportMetric(float64(lost), "lost")
+	if lost > 0 {
+		b.Errorf("%d of %d locks lost while kept alive", lost, locks)
+	}
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		fmt.Fprintln(os.Stderr, "getrusage:", err)
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
