@@ -12,6 +12,7 @@ import (
 	"math/big"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -306,5 +307,29 @@ func TestTLSHandshakeWithAHungNodeEndsWithTheContext(t *testing.T) {
 	// Generous: the point is seconds, not milliseconds.
 	if elapsed > deadline+time.Second {
 		t.Errorf("PING returned %v after its deadline", elapsed-deadline)
+	}
+}
+
+// In FIPS 140-only mode (GODEBUG=fips140=only) Go panics on SHA-1 and other
+// unapproved algorithms. Pools never compute a script's SHA-1 (the server's
+// SCRIPT LOAD answers it), and TLS then negotiates only approved suites: the
+// TLS test, which also loads and runs a script, passes in that mode. The
+// mode is read at start, so the test binary runs itself again.
+func TestTLSInFIPSOnlyMode(t *testing.T) {
+	if strings.Contains(os.Getenv("GODEBUG"), "fips140=only") {
+		t.Skip("already in FIPS 140-only mode: every other test is the check")
+	}
+	godebug := "fips140=only"
+	if g := os.Getenv("GODEBUG"); g != "" {
+		godebug = g + "," + godebug
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestTLSWithACLUser$", "-test.count=1", "-test.v")
+	cmd.Env = append(os.Environ(), "GODEBUG="+godebug)
+	out, err := cmd.CombinedOutput()
+	switch {
+	case strings.Contains(string(out), "--- SKIP: TestTLSWithACLUser"):
+		t.Skipf("the TLS test skipped itself:\n%s", out)
+	case err != nil || !strings.Contains(string(out), "--- PASS: TestTLSWithACLUser"):
+		t.Fatalf("TestTLSWithACLUser with GODEBUG=%s: %v\n%s", godebug, err, out)
 	}
 }
