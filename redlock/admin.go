@@ -321,7 +321,7 @@ func (lk *Locker) adminEval(ctx context.Context, p pool.Pool, s *pool.Script, ke
 	defer t.Stop()
 	reply, err := p.Eval(nctx, s, keys, args...)
 	if err != nil && ctx.Err() == nil && nctx.Err() != nil {
-		err = errNodeTimeout{timeout: d, cause: err}
+		err = errNodeTimeout{timeout: d}
 	}
 	return reply, err
 }

@@ -331,7 +331,7 @@ func (lk *Locker) checkNode(ctx context.Context, p pool.Pool) NodeStatus {
 		defer t.Stop()
 		v, err := c.Command(nctx, cmd, args...)
 		if err != nil && ctx.Err() == nil && nctx.Err() != nil {
-			err = errNodeTimeout{timeout: d, cause: err}
+			err = errNodeTimeout{timeout: d}
 		}
 		return v, err
 	}

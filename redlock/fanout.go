@@ -57,7 +57,7 @@ func (lk *Locker) fanout(ctx context.Context, list []int, timeout time.Duration,
 		lk.bg.Go(func() error {
 			val, err := op(rctx, lk.nodes[i])
 			if err != nil && ctx.Err() == nil && rctx.Err() != nil {
-				err = errNodeTimeout{timeout: timeout, cause: err}
+				err = errNodeTimeout{timeout: timeout}
 			}
 			r := reply{node: i, val: val, err: err, latency: lk.cfg.clock.Since(start)}
 			var then func()
@@ -82,14 +82,19 @@ func (lk *Locker) fanout(ctx context.Context, list []int, timeout time.Duration,
 // per-node timeout.
 type errNodeTimeout struct {
 	timeout time.Duration
-	cause   error
 }
 
 func (e errNodeTimeout) Error() string {
 	return "no answer within the node timeout of " + e.timeout.String()
 }
 
-func (e errNodeTimeout) Unwrap() error { return e.cause }
+// Unwrap makes a node timeout match context.DeadlineExceeded, never the
+// context.Canceled of the round's own cancellation, which would read as the
+// caller giving up.
+func (e errNodeTimeout) Unwrap() error { return context.DeadlineExceeded }
+
+// Timeout reports true, as net errors do for timeouts.
+func (e errNodeTimeout) Timeout() bool { return true }
 
 // round gathers the votes of one fan-out.
 type round struct {

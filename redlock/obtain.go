@@ -80,8 +80,11 @@ func (lk *Locker) obtain(ctx context.Context, name string, ttl time.Duration, re
 			obtained = true
 			return l, nil
 		}
-		if ctx.Err() != nil {
-			return nil, contextError("obtain", name, ctx.Err(), last)
+		if cerr := ctx.Err(); cerr != nil {
+			if !errors.Is(err, cerr) { // the attempt failed for a reason of its own first
+				last = err
+			}
+			return nil, contextError("obtain", name, cerr, last)
 		}
 		last = err
 		if !retry || errors.Is(err, ErrWrongType) || errors.Is(err, ErrClosed) {

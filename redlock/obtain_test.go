@@ -761,8 +761,6 @@ func TestObtainTokens(t *testing.T) {
 // observer (called synchronously on the failure) ends the context at exactly
 // that point.
 func TestObtainContextEndsAfterFailedAttempt(t *testing.T) {
-	knownBug(t, "obtain.go: when ctx ends after attempt() failed, the loop returns contextError(ctx, last) "+
-		"before recording that attempt's error in last, so its sentinel (ErrHeld) is lost")
 	for name, retry := range map[string]bool{"TryObtain": false, "Obtain": true} {
 		t.Run(name, func(t *testing.T) {
 			c := newCluster(t, 3)

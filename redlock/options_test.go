@@ -282,8 +282,6 @@ func TestBackoffs(t *testing.T) {
 // A node cut off by the node timeout reports a deadline, not a cancellation:
 // errors.Is(vote.Err, context.Canceled) would read as "the caller gave up".
 func TestNodeTimeoutIsADeadline(t *testing.T) {
-	knownBug(t, "fanout.go errNodeTimeout unwraps to the context.Canceled of the round's internal cancel, "+
-		"so a node timeout matches context.Canceled and not context.DeadlineExceeded")
 	c := newCluster(t, 1)
 	c.nodes[0].Hang()
 	lk := c.locker(redlock.WithNodeTimeout(50 * time.Millisecond))
