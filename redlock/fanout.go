@@ -56,7 +56,14 @@ func (lk *Locker) fanout(ctx context.Context, list []int, timeout time.Duration,
 		}
 		lk.bg.Go(func() error {
 			val, err := op(rctx, lk.nodes[i])
-			if err != nil && ctx.Err() == nil && rctx.Err() != nil {
+			switch {
+			case err == nil:
+			case ctxEnded(ctx) != nil:
+				// The client library may turn the caller's deadline into a
+				// socket deadline that fires just before ctx.Done: the
+				// node did not fail, the caller's time ran out.
+				err = ctxEnded(ctx)
+			case rctx.Err() != nil:
 				err = errNodeTimeout{timeout: timeout}
 			}
 			r := reply{node: i, val: val, err: err, latency: lk.cfg.clock.Since(start)}
@@ -76,6 +83,19 @@ func (lk *Locker) fanout(ctx context.Context, list []int, timeout time.Duration,
 		})
 	}
 	return out, n, nil
+}
+
+// ctxEnded returns ctx's error, or context.DeadlineExceeded once its deadline
+// has passed even if ctx.Done has not fired yet. Context deadlines are real
+// time, so this reads the real clock, not the Locker's.
+func ctxEnded(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
+		return context.DeadlineExceeded
+	}
+	return nil
 }
 
 // errNodeTimeout reports a node that did not answer within the round's
@@ -142,10 +162,13 @@ func (lk *Locker) collect(ctx context.Context, ch <-chan reply, expected int, cl
 
 // verdict names the sentinel for a round that failed: ErrNoQuorum when errors
 // alone made the quorum impossible, otherwise notYes (ErrHeld, ErrNotHeld).
+//
+// Nodes left unanswered by an early decision do not count as errors: they
+// might have said yes, so only the errors that were reported decide.
 func verdict(votes []NodeVote, need int, notYes error) error {
 	failed := 0
 	for _, v := range votes {
-		if !v.Answered || v.Err != nil {
+		if v.Answered && v.Err != nil {
 			failed++
 		}
 	}

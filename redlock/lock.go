@@ -102,6 +102,10 @@ func (l *Lock) release(ctx context.Context) error {
 		return err
 	}
 	votes, tally, cerr := lk.collect(ctx, ch, n, classifyFlag)
+	if cerr == nil && !tally.Reached() {
+		// The nodes failed because the caller's deadline passed: say so.
+		cerr = ctxEnded(ctx)
+	}
 	switch {
 	case cerr != nil:
 		return contextError("release", l.name, cerr, nil)
@@ -147,6 +151,9 @@ func (l *Lock) Extend(ctx context.Context, ttl time.Duration) error {
 		return err
 	}
 	votes, tally, cerr := lk.collect(ctx, ch, n, classifyFlag)
+	if cerr == nil && !tally.Reached() {
+		cerr = ctxEnded(ctx)
+	}
 	if cerr != nil {
 		return contextError("extend", l.name, cerr, nil)
 	}

@@ -484,8 +484,6 @@ func TestClose(t *testing.T) {
 // was granted: Close promises to wait for "releases of failed attempts", and
 // Obtain promises that every failed attempt is released.
 func TestCloseDuringFailedAttempt(t *testing.T) {
-	knownBug(t, "obtain.go attempt: the cleanup fanout of a failed attempt fails with ErrClosed once Close has begun, "+
-		"so the granted keys stay until their TTL")
 	c := newCluster(t, 3)
 	gate := make(chan struct{})
 	var armed atomic.Bool

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"reflect"
 	"strings"
 	"sync"
 	"time"
@@ -55,7 +56,7 @@ func New(nodes []pool.Pool, opts ...Option) (*Locker, error) {
 	}
 	seen := make(map[string]int, len(nodes))
 	for i, p := range nodes {
-		if p == nil {
+		if p == nil || isNilPointer(p) {
 			return nil, invalidf("node %d is nil", i)
 		}
 		addr := strings.ToLower(p.Addr())
@@ -73,6 +74,13 @@ func New(nodes []pool.Pool, opts ...Option) (*Locker, error) {
 	lk.guard = newGuard(lk)
 	lk.renew = newRenewer(lk)
 	return lk, nil
+}
+
+// isNilPointer reports a typed nil, such as a nil *pool.Redigo in the
+// interface: calling it would panic.
+func isNilPointer(p pool.Pool) bool {
+	v := reflect.ValueOf(p)
+	return v.Kind() == reflect.Pointer && v.IsNil()
 }
 
 // Quorum returns how many nodes must agree for a lock to be held.

@@ -80,7 +80,7 @@ func (lk *Locker) obtain(ctx context.Context, name string, ttl time.Duration, re
 			obtained = true
 			return l, nil
 		}
-		if cerr := ctx.Err(); cerr != nil {
+		if cerr := ctxEnded(ctx); cerr != nil {
 			if !errors.Is(err, cerr) { // the attempt failed for a reason of its own first
 				last = err
 			}
@@ -232,7 +232,16 @@ func (lk *Locker) attempt(ctx context.Context, name, key string, ttl time.Durati
 		}
 	}
 	if len(dirty) > 0 {
-		_, _, _ = lk.fanout(context.WithoutCancel(ctx), dirty, a.timeout, a.cleanup, nil)
+		if _, _, ferr := lk.fanout(context.WithoutCancel(ctx), dirty, a.timeout, a.cleanup, nil); ferr != nil {
+			// Close has begun and starts no more background calls: clean
+			// up here, bounded by the node timeout.
+			var wg sync.WaitGroup
+			for _, i := range dirty {
+				wg.Add(1)
+				go func() { defer wg.Done(); a.releaseNow(i) }()
+			}
+			wg.Wait()
+		}
 	}
 	return nil, err
 }

@@ -87,8 +87,6 @@ func two(a, b pool.Pool) func(*testing.T) []pool.Pool {
 // A nil pointer of a Pool type is a nil node too, as a Pool returned with an
 // error by pool.Dial would be: New must refuse it, not panic.
 func TestNewRejectsTypedNilNode(t *testing.T) {
-	knownBug(t, "locker.go New checks p == nil only; a typed nil such as (*pool.Redigo)(nil) "+
-		"reaches p.Addr() and panics with a nil pointer dereference")
 	var bad *pool.Redigo // as from `p, err := pool.Dial(badURL)` with err ignored
 	good := memnode.New("10.0.0.1:6379", clock.NewFake(epoch))
 	var (
