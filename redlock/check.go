@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -185,6 +186,27 @@ func (r *NodeReport) Err() error {
 		lines[i] = f.Addr + " " + f.Check + ": " + f.Detail
 	}
 	return fmt.Errorf("redlock: %w (%w): %s", ErrUnsafeNodes, ErrInvalid, strings.Join(lines, "; "))
+}
+
+// Log writes every finding that is not OK to l, one record per finding:
+// errors at slog.LevelError, warnings at slog.LevelWarn, unknowns at
+// slog.LevelInfo, with the node's address, the check and the verdict as
+// attributes. A nil l logs nothing.
+func (r *NodeReport) Log(ctx context.Context, l *slog.Logger) {
+	if l == nil {
+		return
+	}
+	for _, f := range r.Findings(VerdictUnknown) {
+		level := slog.LevelInfo
+		switch f.Verdict {
+		case VerdictError:
+			level = slog.LevelError
+		case VerdictWarning:
+			level = slog.LevelWarn
+		}
+		l.Log(ctx, level, "redlock: node check: "+f.Detail,
+			slog.String("node", f.Addr), slog.String("check", f.Check), slog.String("verdict", string(f.Verdict)))
+	}
 }
 
 // String prints the report as a table, one row per node, followed by every

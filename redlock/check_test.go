@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"testing"
@@ -593,4 +594,25 @@ func TestCheckRealReplica(t *testing.T) {
 		t.Errorf("report error %v", err)
 	}
 	t.Logf("\n%s", rep)
+}
+
+func TestNodeReportLog(t *testing.T) {
+	c := newCluster(t, 2)
+	c.nodes[0].SetInfo(healthyInfo(1))
+	c.nodes[1].SetInfo(with(healthyInfo(2), "role", "slave", "aof_enabled", "0"))
+	rep, err := c.locker().Check(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf strings.Builder
+	rep.Log(t.Context(), slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	// The replica's role (error) and persistence (warning); unknowns (the
+	// clock: memnode has no TIME) are below Warn.
+	if len(lines) != 2 || !strings.Contains(lines[0], "level=ERROR") || !strings.Contains(lines[0], "check=role") ||
+		!strings.Contains(lines[1], "level=WARN") || !strings.Contains(lines[1], "check=persistence") ||
+		!strings.Contains(lines[0], "node="+c.nodes[1].Addr()) {
+		t.Errorf("log:\n%s", buf.String())
+	}
+	rep.Log(t.Context(), nil) // logs nothing, does not panic
 }
