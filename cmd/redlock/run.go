@@ -10,7 +10,8 @@ import (
 	"github.com/quorumlock/quorumlock/redlock"
 )
 
-const runHelp = `usage: redlock run --name NAME [--ttl 30s] [--wait 1m | --no-wait] [--grace 10s] [--quiet] -- CMD [ARGS...]
+const runHelp = `usage: redlock run --name NAME [--ttl 30s] [--wait 1m | --no-wait] [--grace 10s]
+                   [--fence-env VAR] [--quiet] -- CMD [ARGS...]
 
 Obtains the lock called NAME on a quorum of the nodes, runs CMD while
 renewing the lock (each time a third of --ttl has passed), releases it when
@@ -20,6 +21,12 @@ their commands at the same time, on any hosts that share the nodes.
 While another owner holds the lock, run waits up to --wait (on a terminal,
 one line says who holds it and for how long), or gives up at once with
 --no-wait.
+
+With --fence-env VAR, CMD finds the lock's fencing token in $VAR: a number
+larger for every later holder of any lock under the same prefix. Have the
+storage CMD writes to refuse a token smaller than the last one it saw: a CMD
+that was paused past its lock's validity is then refused instead of
+overwriting its successor's work.
 
 CMD runs in a process group of its own: SIGINT, SIGTERM, SIGHUP and SIGQUIT
 sent to redlock (Ctrl-C included) are forwarded to that group; Ctrl-Z is
@@ -44,7 +51,22 @@ Examples:
   redlock run --name nightly-report -- ./report.sh --full
   redlock run --name nightly-report --no-wait -- ./report.sh; [ $? -eq 75 ] && echo "another run holds the lock"
   redlock run --name migrate --ttl 1m --wait 10m --grace 30s -- sh -c 'make migrate && make seed'
+  redlock run --name ledger --fence-env FENCE -- sh -c 'psql -c "UPDATE ledger SET v = 1, fence = $FENCE WHERE fence < $FENCE"'
 `
+
+// validEnvName reports whether s can name an environment variable in a
+// shell: letters, digits and underscores, not starting with a digit.
+func validEnvName(s string) bool {
+	for i, c := range s {
+		switch {
+		case c == '_', c >= 'A' && c <= 'Z', c >= 'a' && c <= 'z':
+		case c >= '0' && c <= '9' && i > 0:
+		default:
+			return false
+		}
+	}
+	return s != ""
+}
 
 func (c *cli) run(args []string) int {
 	cmd := c.newCommand("run", runHelp)
@@ -56,6 +78,7 @@ func (c *cli) run(args []string) int {
 	cmd.fs.BoolVar(&r.noWait, "no-wait", false, "make one attempt and exit with 75 if the lock is held")
 	cmd.fs.DurationVar(&r.grace, "grace", 10*time.Second, "after the lock is lost, time between SIGTERM and SIGKILL to the command")
 	cmd.fs.BoolVar(&r.quiet, "quiet", false, "no progress line while waiting")
+	cmd.fs.StringVar(&r.fenceEnv, "fence-env", "", "pass the lock's fencing token to the command in this environment variable (obtains the lock with fencing)")
 	argv, status, ok := cmd.parse(args, false)
 	if !ok {
 		return status
@@ -75,6 +98,8 @@ func (c *cli) run(args []string) int {
 		return cmd.usageError("--wait must be positive (--no-wait makes a single attempt)")
 	case r.grace < 0:
 		return cmd.usageError("--grace must not be negative")
+	case r.fenceEnv != "" && !validEnvName(r.fenceEnv):
+		return cmd.usageError("--fence-env %q is not a valid environment variable name", r.fenceEnv)
 	}
 	path, err := exec.LookPath(argv[0])
 	if err != nil {
@@ -88,6 +113,9 @@ func (c *cli) run(args []string) int {
 	var opts []redlock.Option
 	if r.noWait {
 		opts = append(opts, redlock.WithBackoff(redlock.NoRetry()))
+	}
+	if r.fenceEnv != "" {
+		opts = append(opts, redlock.WithFencing())
 	}
 	lk, _, closeAll, err := cmd.open(nf, opts...)
 	if err != nil {

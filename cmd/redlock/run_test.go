@@ -323,6 +323,34 @@ func TestRunOutlivesNeitherItsCommandNorCtrlZ(t *testing.T) {
 	})
 }
 
+func TestRunPassesTheFencingToken(t *testing.T) {
+	servers := redistest.Start(t, 3)
+	env := []string{nodesEnvOf(servers)}
+	file := filepath.Join(t.TempDir(), "fences")
+	// Different names share the prefix's counter: tokens grow across them.
+	for _, name := range []string{"f1", "f2", "f1"} {
+		r := runCLI(t, cliBound, env, "run", "--name", name, "--fence-env", "MY_FENCE", "--", "sh", "-c", `echo "$MY_FENCE" >> "$1"`, "sh", file)
+		if r.code != 0 {
+			t.Fatalf("exit %d; stderr:\n%s", r.code, r.stderr)
+		}
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prev := int64(0)
+	for _, f := range strings.Fields(string(b)) {
+		n, err := strconv.ParseInt(f, 10, 64)
+		if err != nil || n <= prev {
+			t.Fatalf("fencing tokens %q: want positive and increasing", strings.Fields(string(b)))
+		}
+		prev = n
+	}
+	if len(strings.Fields(string(b))) != 3 {
+		t.Fatalf("fencing tokens %q: want 3", b)
+	}
+}
+
 func TestWaitLine(t *testing.T) {
 	held := func(tok string, ttl time.Duration) redlock.NodeState {
 		return redlock.NodeState{Addr: "n", Held: true, Token: tok, TTL: ttl}

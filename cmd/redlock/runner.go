@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -39,6 +40,7 @@ type runner struct {
 	name             string
 	ttl, wait, grace time.Duration
 	noWait, quiet    bool
+	fenceEnv         string
 	path             string
 	argv             []string
 
@@ -71,9 +73,35 @@ func (r *runner) run() int {
 		defer t.Stop()
 	}
 	r.stopProgress = r.progress()
-	err := r.lk.Do(r.waitCtx, r.name, r.ttl, r.hold)
+	lock, err := r.lk.Obtain(r.waitCtx, r.name, r.ttl)
 	r.stopProgress()
+	if err == nil {
+		err = r.holdLock(lock)
+	}
 	return r.outcome(err)
+}
+
+// holdLock runs the command under lock and releases it. These are the steps
+// of Locker.Do, spelled out because the command needs the Lock itself (its
+// fencing token): keep the lock alive, run under its context, release, and
+// report a loss.
+func (r *runner) holdLock(lock *redlock.Lock) (err error) {
+	defer func() {
+		lost := lock.Err() // before Release: nil unless lost
+		rerr := lock.Release(context.Background())
+		switch {
+		case lost != nil:
+			err = errors.Join(err, lost)
+		case err == nil:
+			err = rerr
+		}
+	}()
+	if err := lock.KeepAlive(); err != nil {
+		return err
+	}
+	ctx, cancel := lock.Context(context.Background())
+	defer cancel()
+	return r.hold(ctx, lock)
 }
 
 // cutWait ends the wait for the lock, unless the command has started.
@@ -118,7 +146,7 @@ func (r *runner) relay(sigs <-chan os.Signal, done <-chan struct{}) {
 
 // hold runs the command while the lock is held. ctx ends when the lock is
 // lost (or would outlive its validity).
-func (r *runner) hold(ctx context.Context) error {
+func (r *runner) hold(ctx context.Context, lock *redlock.Lock) error {
 	r.mu.Lock()
 	if r.waitCtx.Err() != nil {
 		r.mu.Unlock()
@@ -131,6 +159,9 @@ func (r *runner) hold(ctx context.Context) error {
 	cmd := exec.Command(r.path, r.argv[1:]...)
 	cmd.Args[0] = r.argv[0]
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	if r.fenceEnv != "" {
+		cmd.Env = append(os.Environ(), r.fenceEnv+"="+strconv.FormatUint(lock.Fence(), 10))
+	}
 	// In its own process group the command may not read the terminal (it
 	// would be stopped, holding the lock): it reads /dev/null instead.
 	if !isTerminal(os.Stdin) {
@@ -177,7 +208,7 @@ func (r *runner) watch(ctx context.Context, p *os.Process, exited <-chan struct{
 	}
 	select {
 	case <-exited:
-		// It finished as the lock ended; Do reports the loss.
+		// It finished as the lock ended; holdLock reports the loss.
 		return
 	default:
 	}
@@ -220,7 +251,7 @@ func exitStatusOf(ps *os.ProcessState) int {
 	return ps.ExitCode()
 }
 
-// outcome turns Do's result into run's exit status, with one line on
+// outcome turns the result of obtaining and holding the lock into run's exit status, with one line on
 // stderr for every status but the command's own.
 func (r *runner) outcome(err error) int {
 	r.mu.Lock()
