@@ -229,46 +229,52 @@ func TestObtainRelease(t *testing.T) {
 	}
 }
 
-// TestContention runs workers of two Lockers over the same nodes and fails if
-// two of them are ever inside the critical section at once.
+// TestContention runs goroutines of two Lockers over the same nodes and fails
+// if two of them are ever inside the critical section at once.
 func TestContention(t *testing.T) {
 	_, pools := start(t, 3)
-	const workers, rounds = 4, 25
+	const lockers, goroutines, rounds = 2, 2, 15
 	var inside, entered atomic.Int64
 	var wg sync.WaitGroup
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	for w := range workers {
-		lk, err := redlock.New(pools, redlock.WithBackoff(redlock.RandomBackoff(time.Millisecond, 5*time.Millisecond)))
+	for li := range lockers {
+		// A node timeout far above an in-process node's latency: a busy
+		// machine must not turn into lost votes.
+		lk, err := redlock.New(pools,
+			redlock.WithBackoff(redlock.RandomBackoff(time.Millisecond, 5*time.Millisecond)),
+			redlock.WithNodeTimeout(2*time.Second))
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer lk.Close()
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for range rounds {
-				l, err := lk.Obtain(ctx, "counter", 5*time.Second)
-				if err != nil {
-					t.Errorf("worker %d: Obtain: %v", w, err)
-					return
+		for g := range goroutines {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for range rounds {
+					l, err := lk.Obtain(ctx, "counter", 10*time.Second)
+					if err != nil {
+						t.Errorf("locker %d/%d: Obtain: %v", li, g, err)
+						return
+					}
+					if n := inside.Add(1); n != 1 {
+						t.Errorf("%d holders at once", n)
+					}
+					entered.Add(1)
+					time.Sleep(100 * time.Microsecond)
+					inside.Add(-1)
+					if err := l.Release(ctx); err != nil {
+						t.Errorf("locker %d/%d: Release: %v", li, g, err)
+						return
+					}
 				}
-				if n := inside.Add(1); n != 1 {
-					t.Errorf("%d holders at once", n)
-				}
-				entered.Add(1)
-				time.Sleep(100 * time.Microsecond)
-				inside.Add(-1)
-				if err := l.Release(ctx); err != nil {
-					t.Errorf("worker %d: Release: %v", w, err)
-					return
-				}
-			}
-		}()
+			}()
+		}
 	}
 	wg.Wait()
-	if got := entered.Load(); got != workers*rounds {
-		t.Errorf("%d critical sections, want %d", got, workers*rounds)
+	if got := entered.Load(); got != lockers*goroutines*rounds {
+		t.Errorf("%d critical sections, want %d", got, lockers*goroutines*rounds)
 	}
 }
 
@@ -280,6 +286,15 @@ func TestKill(t *testing.T) {
 	}
 	defer lk.Close()
 	ctx := t.Context()
+	// A first round opens connections (and the release notices'
+	// subscriptions) that the kills below cut.
+	l, err := lk.TryObtain(ctx, "job", 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
 	kill := func(i int) {
 		t.Helper()
 		if err := nodes[i].Kill(); err != nil {
@@ -294,7 +309,7 @@ func TestKill(t *testing.T) {
 	if err := nodes[1].Kill(); !errors.Is(err, embedded.ErrKilled) {
 		t.Errorf("second Kill: %v, want ErrKilled", err)
 	}
-	l, err := lk.TryObtain(ctx, "job", 10*time.Second)
+	l, err = lk.TryObtain(ctx, "job", 10*time.Second)
 	if err != nil {
 		t.Fatalf("TryObtain with 2 of 5 nodes killed: %v", err)
 	}

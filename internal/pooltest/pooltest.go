@@ -97,6 +97,7 @@ func Run(t *testing.T, f Factory, opts ...Option) {
 		{"TLS", testTLS},
 		{"Concurrent", testConcurrent},
 		{"PubSub", testPubSub},
+		{"PubSubConcurrent", testPubSubConcurrent},
 		{"PubSubCloseUnblocksReceive", testPubSubCloseUnblocksReceive},
 		{"PubSubFaults", testPubSubFaults},
 		{"Commander", testCommander},

@@ -2,6 +2,7 @@ package pooltest
 
 import (
 	"context"
+	"strconv"
 	"testing"
 	"time"
 
@@ -220,4 +221,54 @@ func testPubSubFaults(t *testing.T, f Factory) {
 			_ = s.Close()
 		}
 	})
+}
+
+// testPubSubConcurrent calls Subscribe, Ping and Unsubscribe from one
+// goroutine while another receives, as the interface allows (run it with
+// -race): every confirmation and pong arrives.
+func testPubSubConcurrent(t *testing.T, f Factory) {
+	srv := server(t)
+	p := open(t, f, srv.URL(), nil)
+	s, err := subscribe(t, subscriber(t, p), hangBound)
+	if err != nil {
+		t.Fatalf("Subscribe: %v", err)
+	}
+	defer s.Close()
+	const n = 50
+	type counts struct{ subscribed, unsubscribed, pongs int }
+	result := make(chan counts, 1)
+	go func() {
+		var c counts
+		for c.subscribed < n || c.unsubscribed < n || c.pongs < n {
+			ev, err := s.Receive(hangBound)
+			if err != nil {
+				break
+			}
+			switch ev.Kind {
+			case pool.EventSubscribed:
+				c.subscribed++
+			case pool.EventUnsubscribed:
+				c.unsubscribed++
+			case pool.EventPong:
+				c.pongs++
+			}
+		}
+		result <- c
+	}()
+	for i := range n {
+		ch := "pooltest:concurrent:" + strconv.Itoa(i)
+		if err := s.Subscribe(ch); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Ping(); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Unsubscribe(ch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := within(t, "receiving", func() counts { return <-result })
+	if c != (counts{n, n, n}) {
+		t.Errorf("received %d subscriptions, %d unsubscriptions, %d pongs; want %d of each", c.subscribed, c.unsubscribed, c.pongs, n)
+	}
 }
