@@ -53,6 +53,23 @@ func redisDo(t *testing.T, s *redistest.Server, cmd string, args ...any) any {
 	return v
 }
 
+// adminAwaitCopies waits until n nodes hold the lock's holder token:
+// Obtain and Release return once a quorum answered, and the other nodes'
+// copies follow. The wait is bounded by adminBound.
+func adminAwaitCopies(t *testing.T, lk *redlock.Locker, name string, n int) {
+	t.Helper()
+	ctx := adminCtx(t)
+	for {
+		in, err := lk.Inspect(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, got := in.Holder(); got == n {
+			return
+		}
+	}
+}
+
 func TestInspectReportsEachNodesCopy(t *testing.T) {
 	servers := redistest.Start(t, 3)
 	lk := adminLocker(t, servers)
@@ -76,6 +93,7 @@ func TestInspectReportsEachNodesCopy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	adminAwaitCopies(t, lk, "inspect-me", 3)
 	// A copy held by another token on one node: the holder is still the
 	// quorum's token.
 	redisDo(t, servers[2], "SET", in.Key, "someone-else", "PX", 60000)
@@ -136,16 +154,7 @@ func TestResetDeletesAHeldLockOnEveryNode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Obtain returns once a quorum said yes; wait for the third copy.
-	for {
-		in, err := lk.Inspect(ctx, "stuck")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, n := in.Holder(); n == 3 {
-			break
-		}
-	}
+	adminAwaitCopies(t, lk, "stuck", 3)
 	rep, err := lk.Reset(ctx, "stuck")
 	if err != nil {
 		t.Fatal(err)
@@ -172,15 +181,7 @@ func TestResetDeletesAHeldLockOnEveryNode(t *testing.T) {
 	}
 	// Release returns once a quorum answered; wait for the last node's
 	// delete, after which a reset has nothing to delete.
-	for {
-		in, err := lk.Inspect(ctx, "stuck")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, n := in.Holder(); n == 0 {
-			break
-		}
-	}
+	adminAwaitCopies(t, lk, "stuck", 0)
 	rep, err = lk.Reset(ctx, "stuck")
 	if err != nil || rep.Deleted() != 0 {
 		t.Errorf("second Reset: %d deleted, %v; want 0, nil", rep.Deleted(), err)
@@ -247,6 +248,7 @@ func TestAdminWithANodeDown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	adminAwaitCopies(t, lk, "partial", 3)
 	defer l.Release(ctx)
 	if err := servers[2].Kill(); err != nil {
 		t.Fatal(err)
@@ -362,8 +364,12 @@ func TestInspectBoundsAHungNode(t *testing.T) {
 				t.Fatal("Inspect did not return once the hung call was bounded")
 			}
 			hung := r.in.Nodes[2]
-			if !errors.Is(hung.Err, context.Canceled) {
-				t.Errorf("hung node: %+v, want an error matching context.Canceled", hung)
+			want := context.Canceled // the caller gave up
+			if tt.nodeTimeout > 0 {
+				want = context.DeadlineExceeded // the node was too slow
+			}
+			if !errors.Is(hung.Err, want) {
+				t.Errorf("hung node: %+v, want an error matching %v", hung, want)
 			}
 			if tt.nodeTimeout > 0 && (r.err != nil || !strings.Contains(hung.Err.Error(), "node timeout")) {
 				t.Errorf("node timeout: Inspect error %v, node error %v; want nil and a timeout", r.err, hung.Err)
