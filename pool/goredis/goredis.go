@@ -22,6 +22,9 @@
 //
 // A Pool also implements pool.Subscriber (lock waiters are woken by release
 // notices over Pub/Sub) and pool.Commander (node checks).
+//
+// go-redis reports some failures (a refused dial, for one) through its own
+// logger as well as to the caller; redis.SetLogger directs or silences it.
 package goredis
 
 import (
@@ -137,15 +140,6 @@ func (p *Pool) sha(ctx context.Context, s *pool.Script, reload bool) (string, er
 	}
 	p.shas.Store(s, sha)
 	return sha, nil
-}
-
-// Command runs one command on a pooled connection, bounded by ctx. Error
-// replies are *pool.ServerError; the reply is normalised as Eval's.
-func (p *Pool) Command(ctx context.Context, cmd string, args ...any) (any, error) {
-	argv := make([]any, 0, 1+len(args))
-	argv = append(argv, cmd)
-	argv = append(argv, args...)
-	return p.do(ctx, argv)
 }
 
 // do runs one command bounded by ctx and normalises its reply and error.
