@@ -34,6 +34,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -196,9 +197,14 @@ func (p *Pool) mapError(ctx context.Context, err error) error {
 		return &pool.ServerError{Msg: re.Error()}
 	}
 	if cerr := ctx.Err(); cerr != nil {
-		// A deadline turned into a socket deadline fails with a net
-		// timeout, which does not match context.DeadlineExceeded.
 		return cerr
+	}
+	// With ContextTimeoutEnabled the context's deadline is the socket's,
+	// which may fire an instant before the context's own timer does: a
+	// net timeout at or past the deadline is the deadline's.
+	var ne net.Error
+	if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) && errors.As(err, &ne) && ne.Timeout() {
+		return context.DeadlineExceeded
 	}
 	return scrub(err, p.password)
 }
