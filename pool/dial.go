@@ -5,10 +5,12 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/gomodule/redigo/redis"
@@ -90,11 +92,9 @@ func ParseURL(raw string) (Endpoint, error) {
 	shown := Redact(raw)
 	u, err := url.Parse(raw)
 	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return Endpoint{}, fmt.Errorf("pool: node URL %q: %v", shown, err)
+		// url.Error's text can quote the part that failed, password
+		// included: say what is wrong in words of our own.
+		return Endpoint{}, fmt.Errorf("pool: node URL %q: %s", shown, urlProblem(err))
 	}
 	var ep Endpoint
 	switch u.Scheme {
@@ -118,6 +118,9 @@ func ParseURL(raw string) (Endpoint, error) {
 		return Endpoint{}, fmt.Errorf("pool: node URL %q: invalid port %q", shown, port)
 	}
 	ep.Addr = net.JoinHostPort(host, port)
+	if _, _, err := net.SplitHostPort(ep.Addr); err != nil || strings.ContainsAny(host, "[]/ ") {
+		return Endpoint{}, fmt.Errorf("pool: node URL %q: invalid host", shown)
+	}
 	if u.User != nil {
 		ep.Username = u.User.Username()
 		ep.Password, _ = u.User.Password()
@@ -125,7 +128,9 @@ func ParseURL(raw string) (Endpoint, error) {
 	if p := strings.Trim(u.Path, "/"); p != "" {
 		db, err := strconv.Atoi(p)
 		if err != nil || db < 0 {
-			return Endpoint{}, fmt.Errorf("pool: node URL %q: database must be a non-negative number, not %q", shown, p)
+			// The path is not quoted: with a "/" in the user name it holds
+			// the password.
+			return Endpoint{}, fmt.Errorf("pool: node URL %q: the database must be a non-negative number", shown)
 		}
 		ep.DB = db
 	}
@@ -133,6 +138,26 @@ func ParseURL(raw string) (Endpoint, error) {
 		return Endpoint{}, fmt.Errorf("pool: node URL %q: query parameters and fragments are not supported", shown)
 	}
 	return ep, nil
+}
+
+// urlProblem describes a url.Parse failure without quoting the URL.
+func urlProblem(err error) string {
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "invalid port"):
+		return "invalid port"
+	case strings.Contains(msg, "escape"):
+		return "invalid percent-escape (percent-encode @ : / ? # in user names and passwords)"
+	case strings.Contains(msg, "control character"):
+		return "control character in URL"
+	case strings.Contains(msg, "first path segment"):
+		return "scheme must be redis:// or rediss:// (without one, the first path segment cannot contain a colon)"
+	case strings.Contains(msg, "missing protocol scheme"):
+		return "scheme must be redis:// or rediss://"
+	case strings.Contains(msg, "missing ']'"):
+		return "missing ']' in host"
+	}
+	return "invalid host or URL syntax"
 }
 
 // Redact returns raw with any password in it replaced by ***, for messages.
@@ -201,7 +226,29 @@ func DialEndpoint(ep Endpoint, opts ...DialOption) (*Redigo, error) {
 			host, _, _ := net.SplitHostPort(ep.Addr)
 			tc.ServerName = host
 		}
-		dopts = append(dopts, redis.DialUseTLS(true), redis.DialTLSConfig(tc))
+		// The handshake is done here rather than by redigo, which bounds it
+		// by a timeout of its own (10s) and not by the caller's context: a
+		// hung node, or a plain-text port that never answers a ClientHello,
+		// would hold the caller past its deadline.
+		nd := &net.Dialer{Timeout: cfg.dialTimeout, KeepAlive: 5 * time.Minute}
+		dopts = append(dopts, redis.DialContextFunc(func(ctx context.Context, network, addr string) (net.Conn, error) {
+			ctx, cancel := context.WithTimeout(ctx, cfg.dialTimeout)
+			defer cancel()
+			raw, err := nd.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			c := tls.Client(raw, tc)
+			if err := c.HandshakeContext(ctx); err != nil {
+				_ = raw.Close()
+				var rec tls.RecordHeaderError
+				if errors.As(err, &rec) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, io.EOF) {
+					return nil, fmt.Errorf("TLS handshake failed (is %s a TLS port?): %w", addr, err)
+				}
+				return nil, fmt.Errorf("TLS handshake: %w", err)
+			}
+			return c, nil
+		}))
 	}
 	shown := ep.String()
 	rp := &redis.Pool{
@@ -212,6 +259,10 @@ func DialEndpoint(ep Endpoint, opts ...DialOption) (*Redigo, error) {
 		DialContext: func(ctx context.Context) (redis.Conn, error) {
 			c, err := redis.DialContext(ctx, "tcp", ep.Addr, dopts...)
 			if err != nil {
+				if !ep.TLS && (errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.EOF)) {
+					// A TLS port drops a client that speaks plain text.
+					err = fmt.Errorf("%w (if this is a TLS port, use rediss://)", err)
+				}
 				return nil, fmt.Errorf("connecting to %s: %w", shown, scrub(err, ep.Password))
 			}
 			return c, nil

@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strconv"
 	"sync"
+	"syscall"
+	"time"
 
 	"github.com/gomodule/redigo/redis"
 )
@@ -61,6 +64,17 @@ func (p *Redigo) Eval(ctx context.Context, s *Script, keys []string, args ...any
 	}
 	argv = append(argv, args...)
 	reply, err := Do(ctx, conn, "EVALSHA", argv...)
+	if brokenConn(ctx, err) {
+		// Pooled connections to a node that restarted are all dead, and
+		// each would fail one call: retry once on a new connection. The
+		// scripts are safe to run twice.
+		conn.Close()
+		if conn, err = p.dialFresh(ctx); err != nil {
+			return nil, err
+		}
+		defer conn.Close()
+		reply, err = Do(ctx, conn, "EVALSHA", argv...)
+	}
 	if errors.Is(err, ErrNoScript) {
 		if sha, err = p.sha(ctx, conn, s, true); err != nil {
 			return nil, err
@@ -69,6 +83,32 @@ func (p *Redigo) Eval(ctx context.Context, s *Script, keys []string, args ...any
 		reply, err = Do(ctx, conn, "EVALSHA", argv...)
 	}
 	return reply, err
+}
+
+// brokenConn reports an error of a connection the node closed (as after a
+// restart), as opposed to a slow node, an error reply or the caller's
+// context.
+func brokenConn(ctx context.Context, err error) bool {
+	if err == nil || ctx.Err() != nil {
+		return false
+	}
+	var se *ServerError
+	if errors.As(err, &se) {
+		return false
+	}
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+// dialFresh opens a new connection outside the pool's idle list.
+func (p *Redigo) dialFresh(ctx context.Context) (redis.Conn, error) {
+	switch {
+	case p.rp.DialContext != nil:
+		return p.rp.DialContext(ctx)
+	case p.rp.Dial != nil:
+		return p.rp.Dial()
+	}
+	return p.rp.GetContext(ctx)
 }
 
 func (p *Redigo) sha(ctx context.Context, conn redis.Conn, s *Script, reload bool) (string, error) {
@@ -95,7 +135,15 @@ func Do(ctx context.Context, conn redis.Conn, cmd string, args ...any) (any, err
 		if errors.As(err, &re) {
 			return nil, &ServerError{Msg: string(re)}
 		}
-		// redigo reports the context's error when ctx ends mid-command.
+		// redigo turns ctx's deadline into a socket deadline, which can
+		// fire just before ctx.Done: report the caller's deadline, not a
+		// slow node.
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
+				return nil, fmt.Errorf("%w (%v)", context.DeadlineExceeded, err)
+			}
+		}
 		return nil, err
 	}
 	if re, ok := reply.(redis.Error); ok {

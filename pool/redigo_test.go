@@ -175,8 +175,6 @@ func TestRedigoNoScriptAfterRestart(t *testing.T) {
 // first call on it fails with a bare EOF instead of using a new connection.
 // After a node restart each idle connection costs one failed vote.
 func TestRedigoStaleConnectionAfterRestart(t *testing.T) {
-	knownBug(t, "redigo.go Eval uses an idle connection without checking it; after a node restart "+
-		"the first call on each idle connection fails with EOF (no node name) instead of redialling")
 	srv := redistest.Start(t, 1)[0]
 	p := dial(t, srv.URL())
 	if _, err := eval(t, p, echo, []string{"k"}, "v", 1); err != nil {
@@ -263,8 +261,6 @@ func TestRedigoHonoursContextOnPausedNode(t *testing.T) {
 // context.DeadlineExceeded, as the context's own error does; redigo reports
 // the socket's "i/o timeout" instead when its read deadline fires first.
 func TestRedigoDeadlineReportedAsContextError(t *testing.T) {
-	knownBug(t, "redigo.go Eval/Do return redigo's net timeout (\"i/o timeout\") when the caller's deadline "+
-		"ends a call on a new connection; the error does not match context.DeadlineExceeded")
 	srv := redistest.Start(t, 1)[0]
 	// No idle connection: every call dials, and which timer wins is a race,
 	// so several calls are made.

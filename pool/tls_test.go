@@ -225,7 +225,6 @@ func TestTLSAndACLFailuresAreClearAndNeverShowThePassword(t *testing.T) {
 			cfg:  ca.config(),
 			want: []string{"TLS"},
 			addr: s.Addr,
-			bug:  "a plain-text server never answers a TLS ClientHello, and redigo bounds the handshake by its own 10s timeout instead of the context: the error comes 10s late",
 		},
 		{
 			name: "plain text to the TLS port",
@@ -237,7 +236,6 @@ func TestTLSAndACLFailuresAreClearAndNeverShowThePassword(t *testing.T) {
 			url:  "redis://" + tlsUser + ":" + tlsPassword + "@" + tlsAddr,
 			want: []string{"rediss://"},
 			addr: tlsAddr,
-			bug:  "a TLS port resets a plain-text client, and the error says only \"connection reset by peer\"",
 		},
 	}
 	for _, tt := range tests {
@@ -285,7 +283,6 @@ func TestTLSAndACLFailuresAreClearAndNeverShowThePassword(t *testing.T) {
 }
 
 func TestTLSHandshakeWithAHungNodeEndsWithTheContext(t *testing.T) {
-	knownBug(t, "redigo's DialContext bounds the TLS handshake by its own tlsHandshakeTimeout (10s by default), not by the context, so a command to a hung TLS node needing a new connection outlives its deadline")
 	ca := newTLSCA(t, "test CA")
 	s, port := startTLSServer(t, ca)
 	p, err := pool.Dial("rediss://"+tlsUser+":"+tlsPassword+"@127.0.0.1:"+strconv.Itoa(port), pool.WithTLSConfig(ca.config()))

@@ -160,20 +160,20 @@ func (lk *Locker) collect(ctx context.Context, ch <-chan reply, expected int, cl
 	return rd.votes, rd.tally, err
 }
 
-// verdict names the sentinel for a round that failed: ErrNoQuorum when errors
-// alone made the quorum impossible, otherwise notYes (ErrHeld, ErrNotHeld).
-//
-// Nodes left unanswered by an early decision do not count as errors: they
-// might have said yes, so only the errors that were reported decide.
+// verdict names the sentinel for a round that failed: notYes (ErrHeld,
+// ErrNotHeld) when the nodes' refusals alone make a quorum impossible, and
+// ErrNoQuorum otherwise, when failing nodes (errors, no answer, quarantine)
+// are to blame. Counting refusals rather than errors makes the verdict the
+// same whatever order the nodes answered in.
 func verdict(votes []NodeVote, need int, notYes error) error {
-	failed := 0
+	refused := 0
 	for _, v := range votes {
-		if v.Answered && v.Err != nil {
-			failed++
+		if v.Answered && v.Err == nil && !v.Yes && v.Discarded == "" {
+			refused++
 		}
 	}
-	if len(votes)-failed < need {
-		return ErrNoQuorum
+	if len(votes)-refused < need {
+		return notYes
 	}
-	return notYes
+	return ErrNoQuorum
 }

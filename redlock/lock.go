@@ -144,7 +144,9 @@ func (l *Lock) Extend(ctx context.Context, ttl time.Duration) error {
 		return fmt.Errorf("redlock: extend %q: %w: its validity elapsed %v ago", l.name, ErrNotHeld, late)
 	}
 	ttlms := strconv.FormatInt(ttl.Milliseconds(), 10)
-	ch, n, err := lk.fanout(ctx, l.acq.answeredNodes(), lk.cfg.timeoutFor(ttl), func(ctx context.Context, p pool.Pool) (any, error) {
+	// Every node, stragglers of the acquisition included: the script only
+	// extends a key holding our token, wherever it landed.
+	ch, n, err := lk.fanout(ctx, nil, lk.cfg.timeoutFor(ttl), func(ctx context.Context, p pool.Pool) (any, error) {
 		return p.Eval(ctx, scripts.Extend, l.acq.keys, l.acq.token, ttlms)
 	}, nil)
 	if err != nil {

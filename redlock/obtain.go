@@ -75,7 +75,9 @@ func (lk *Locker) obtain(ctx context.Context, name string, ttl time.Duration, re
 		if w != nil {
 			lk.notify.rearm(w)
 		}
+		began := lk.cfg.clock.Now()
 		l, err := lk.attempt(ctx, name, key, ttl)
+		took := lk.cfg.clock.Since(began)
 		if err == nil {
 			obtained = true
 			return l, nil
@@ -113,9 +115,13 @@ func (lk *Locker) obtain(ctx context.Context, name string, ttl time.Duration, re
 				// votes, and each cleans up at once, so the lock is about to
 				// be free with no release to announce it. Try again after a
 				// random pause, longer the more splits in a row, so that
-				// one contender gets ahead of the others.
+				// one contender gets ahead of the others. The pause scales
+				// with how long the round took: when silent nodes make every
+				// round last until the node timeout, all contenders' rounds
+				// end together, and only pauses of that order separate them.
 				splits++
-				wait = min(wait, between(50*time.Microsecond, 200*time.Microsecond<<min(splits, 5)))
+				spread := (took + 200*time.Microsecond) << min(splits, 5)
+				wait = min(wait, between(50*time.Microsecond, spread))
 			} else {
 				splits = 0
 			}
@@ -358,13 +364,6 @@ func (a *acquisition) abandon() []int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.abandoned = true
-	return a.answeredLocked()
-}
-
-// answeredNodes returns the nodes whose acquire call has returned.
-func (a *acquisition) answeredNodes() []int {
-	a.mu.Lock()
-	defer a.mu.Unlock()
 	return a.answeredLocked()
 }
 

@@ -276,6 +276,15 @@ func (n *Node) acquire(name string, keys []string, token string, ms func(int) (t
 	if e.notString {
 		return nil, &pool.ServerError{Msg: "WRONGTYPE lock key holds a value that is not a string"}
 	}
+	if e.val == token {
+		var fence int64
+		if name == "acquire-fenced" {
+			if f, ok := n.lookup(keys[2]); ok {
+				fence, _ = strconv.ParseInt(f.val, 10, 64)
+			}
+		}
+		return []any{int64(1), int64(0), "", fence, now, age}, nil
+	}
 	pttl := int64(-1)
 	if !e.expires.IsZero() {
 		pttl = int64(e.expires.Sub(n.clock.Now()) / time.Millisecond)

@@ -245,8 +245,6 @@ func TestStartWithoutBinary(t *testing.T) {
 
 // A server started with a password answers PING with -NOAUTH: it is up.
 func TestStartServerWithPassword(t *testing.T) {
-	knownBug(t, "server.go ping expects +PONG, so a server started with --requirepass is never ready "+
-		"(StartServer retries for 5x10s, then fails)")
 	if _, err := redistest.Binary(); err != nil {
 		t.Skip(err)
 	}

@@ -186,7 +186,8 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-// ping sends a raw PING and expects +PONG (a loading server answers -LOADING).
+// ping sends a raw PING and expects +PONG (a loading server answers -LOADING,
+// one with a password -NOAUTH).
 func ping(addr string) error {
 	c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
 	if err != nil {
@@ -201,7 +202,8 @@ func ping(addr string) error {
 	if err != nil {
 		return err
 	}
-	if !strings.HasPrefix(line, "+PONG") {
+	// A server that wants a password answers -NOAUTH: it is up all the same.
+	if !strings.HasPrefix(line, "+PONG") && !strings.HasPrefix(line, "-NOAUTH") {
 		return errors.New(strings.TrimSpace(line))
 	}
 	return nil

@@ -36,6 +36,15 @@ local v = redis.pcall('GET', KEYS[1])
 if type(v) ~= 'string' then
   return redis.error_reply('WRONGTYPE lock key holds a value that is not a string')
 end
+if v == ARGV[1] then
+  -- Our own token: a retry of a call whose reply was lost. Still granted;
+  -- the fence is the counter now, at least what that call drew.
+  local fence = 0
+  if #KEYS >= 3 then
+    fence = tonumber(redis.call('GET', KEYS[3]) or '0')
+  end
+  return {1, 0, '', fence, now, age}
+end
 return {0, redis.call('PTTL', KEYS[1]), string.sub(v, 1, 8), 0, now, age}
 `
 
@@ -44,7 +53,8 @@ return {0, redis.call('PTTL', KEYS[1]), string.sub(v, 1, 8), 0, now, age}
 // holder's PTTL in ms (-1: no expiry), the first 8 characters of the holder's
 // token (enough to tell owners apart, far too little to release their lock),
 // fence (0), server time in ms, boot marker age in ms}. A lock key of another
-// type is a WRONGTYPE error.
+// type is a WRONGTYPE error. A key already holding the caller's own token (a
+// retried call whose reply was lost) is granted again.
 var Acquire = &pool.Script{Name: "acquire", Src: acquireSrc}
 
 // AcquireFenced is Acquire that also increments the fence counter KEYS[3]
