@@ -5,8 +5,9 @@ QUORUMLOCK_REDIS_IMAGE ?= quorumlock/redis:local
 export QUORUMLOCK_REDIS_IMAGE
 GOTEST_TIMEOUT ?= 30m
 STATICCHECK_VERSION ?= 2025.1.1
+BENCHSTAT_VERSION ?= latest
 
-.PHONY: all test unit demo redis-server image integration bench lint fuzz clean
+.PHONY: all test unit demo redis-server image integration bench bench-contention lint fuzz fuzz-ci fips clean
 
 all: test
 
@@ -41,8 +42,24 @@ unit:
 integration: redis-server image
 	$(GO) test -race -count=1 -timeout $(GOTEST_TIMEOUT) -v ./integration/...
 
+# Every lock benchmark next to its floor, medians of 5 runs, as one table.
+BENCH_COUNT ?= 5
 bench: redis-server
-	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./redlock/ | tee bench.out
+	$(GO) test -run '^$$' -bench 'Serial|Contended|KeepAlive10k' -benchmem -count $(BENCH_COUNT) -timeout 60m ./redlock/ ./pool/goredis/ | tee bench.out
+	$(GO) run golang.org/x/perf/cmd/benchstat@$(BENCHSTAT_VERSION) bench.out
+
+FUZZTIME ?= 20s
+fuzz:
+	$(GO) test ./pool -run '^$$' -fuzz '^FuzzParseURL$$' -fuzztime=$(FUZZTIME)
+	$(GO) test ./pool -run '^$$' -fuzz '^FuzzParseURLCredentials$$' -fuzztime=$(FUZZTIME)
+	$(GO) test ./internal/scripts -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime=$(FUZZTIME)
+
+fuzz-ci:
+	$(MAKE) fuzz FUZZTIME=5s
+
+# The library computes no SHA-1 in process, so it runs in FIPS-only mode.
+fips: redis-server
+	GODEBUG=fips140=only $(GO) test -count=1 ./pool/... ./redlock/...
 
 lint:
 	$(GO) vet ./...
