@@ -193,6 +193,9 @@ func Run(s Scenario, seed uint64) Outcome {
 		if sched.fenced {
 			opts = append(opts, redlock.WithFencing())
 		}
+		if sched.unguarded {
+			opts = append(opts, redlock.WithoutRestartQuarantine(), redlock.WithoutClockJumpDetection())
+		}
 		opts = append(opts, s.Options...)
 		lk, err := redlock.New(links, opts...)
 		if err != nil {

@@ -42,10 +42,11 @@ func (e event) String() string {
 // starts: how many there are, how fast each clock runs, and when each one
 // crashes, restarts or has its clock stepped.
 type schedule struct {
-	fenced bool
-	nodes  int
-	rates  []float64
-	events []event // by At; ties keep node order
+	fenced    bool
+	unguarded bool
+	nodes     int
+	rates     []float64
+	events    []event // by At; ties keep node order
 }
 
 // newSchedule draws the node faults of one run. Each node draws from its own
@@ -53,7 +54,7 @@ type schedule struct {
 func newSchedule(s Scenario, seed uint64) schedule {
 	setup := newRNG(seed, streamSetup, 0, 0)
 	n := s.Nodes[setup.intn(0, len(s.Nodes)-1)]
-	sc := schedule{fenced: setup.chance(s.FencedP), nodes: n, rates: make([]float64, n)}
+	sc := schedule{fenced: setup.chance(s.FencedP), unguarded: setup.chance(s.UnguardedP), nodes: n, rates: make([]float64, n)}
 	for i := 0; i < n; i++ {
 		g := newRNG(seed, streamSchedule, i, 0)
 		sc.rates[i] = g.float(s.Clock.Rate[0], s.Clock.Rate[1])
@@ -92,7 +93,7 @@ func newSchedule(s Scenario, seed uint64) schedule {
 // describe lists the schedule for a failure report.
 func (sc schedule) describe() []string {
 	out := make([]string, 0, 1+sc.nodes+len(sc.events))
-	out = append(out, fmt.Sprintf("%d nodes, fencing %v", sc.nodes, sc.fenced))
+	out = append(out, fmt.Sprintf("%d nodes, fencing %v, guards %v", sc.nodes, sc.fenced, !sc.unguarded))
 	for i, r := range sc.rates {
 		out = append(out, fmt.Sprintf("node%d clock rate %.4f", i+1, r))
 	}

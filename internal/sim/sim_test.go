@@ -16,8 +16,9 @@ import (
 )
 
 var (
-	seedsFlag = flag.Int("sim.seeds", 0, fmt.Sprintf("seeds TestWithinAssumptions runs (0: %d, or %d under -race); "+
-		"each out-of-assumption test runs a fortieth of them, at least %d", defaultSeeds, raceSeeds, minOutsideSeeds))
+	seedsFlag = flag.Int("sim.seeds", 0, fmt.Sprintf("seeds TestWithinAssumptions runs (0: %d, or %d under -race or -short); "+
+		"each out-of-assumption test runs a fortieth of them, at least %d (%d under -race or -short)",
+		defaultSeeds, fewSeeds, minOutsideSeeds, minOutsideSeedsFew))
 	seedFlag = flag.Uint64("sim.seed", 0, "replay only this seed, printing its full record (0: run -sim.seeds seeds)")
 )
 
@@ -25,26 +26,37 @@ var (
 // gives up on it with every goroutine's stack: seeds take milliseconds.
 const stallLimit = time.Minute
 
+// Seed counts. The race detector makes a seed about six times as costly, so
+// under -race (and -short) fewer seeds run by default; -sim.seeds overrides.
 const (
-	defaultSeeds    = 2000
-	raceSeeds       = 500
-	minOutsideSeeds = 50
+	defaultSeeds       = 2000
+	fewSeeds           = 300
+	minOutsideSeeds    = 50
+	minOutsideSeedsFew = 15
 )
+
+// few reports whether the default counts are cut down.
+func few() bool { return raceEnabled || testing.Short() }
 
 // withinSeeds is how many seeds TestWithinAssumptions runs.
 func withinSeeds() int {
 	switch {
 	case *seedsFlag > 0:
 		return *seedsFlag
-	case raceEnabled:
-		return raceSeeds
+	case few():
+		return fewSeeds
 	}
 	return defaultSeeds
 }
 
-// outsideSeeds is how many seeds each out-of-assumption test runs: every
-// one of them finds its violation in most seeds, so a few dozen are plenty.
-func outsideSeeds() int { return max(withinSeeds()/40, minOutsideSeeds) }
+// outsideSeeds is how many seeds each out-of-assumption test runs: each one
+// finds its violation in most seeds, so a few dozen are plenty.
+func outsideSeeds() int {
+	if few() {
+		return max(withinSeeds()/40, minOutsideSeedsFew)
+	}
+	return max(withinSeeds()/40, minOutsideSeeds)
+}
 
 // seedList returns the seeds to run: the one given by -sim.seed, or 1..n.
 func seedList(n int) []uint64 {
@@ -168,47 +180,27 @@ const (
 )
 
 // TestOutsideAssumptions breaks one of Redlock's assumptions at a time and
-// expects the simulation to find what follows, and nothing else.
+// expects the simulation to find what follows, and nothing else. The
+// scenarios turn the coordinator's restart and clock-jump guards off, to
+// show Redlock as published; each is then run again with the guards on:
+// where guarded says so, they must prevent every violation, otherwise how
+// many seeds still break is reported.
 func TestOutsideAssumptions(t *testing.T) {
 	tests := []struct {
 		scenario Scenario
 		breaks   string
+		guarded  bool // the guards prevent every violation
 	}{
-		{RestartWithoutPersistence(), breaksLock},
-		{ClockJumpForward(), breaksLock},
-		{FastClock(), breaksLock},
-		{PauseBeyondValidity(), breaksActed},
-		{FenceCounterLoss(), breaksFence},
+		{RestartWithoutPersistence(), breaksLock, false},
+		{ClockJumpForward(), breaksLock, true},
+		{FastClock(), breaksLock, false},
+		{PauseBeyondValidity(), breaksActed, false},
+		{FenceCounterLoss(), breaksFence, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.scenario.Name, func(t *testing.T) {
 			outs := runSeeds(t, tt.scenario, seedList(outsideSeeds()))
-			found := 0
-			var first *Outcome
-			for i, o := range outs {
-				if o.Err != nil {
-					t.Errorf("seed %d: %v; replay: %s", o.Seed, o.Err, replay(t, o.Seed))
-				}
-				lock, acted, fence := len(o.Lock.Overlaps()), len(o.Acted.Overlaps()), len(o.Lock.FenceViolations())
-				var n, other int
-				switch tt.breaks {
-				case breaksLock:
-					n = lock
-				case breaksActed:
-					n, other = acted, lock+fence
-				case breaksFence:
-					n, other = fence, lock
-				}
-				if other > 0 {
-					t.Errorf("seed %d broke more than %s; replay: %s\n%s", o.Seed, tt.breaks, replay(t, o.Seed), o.Report())
-				}
-				if n > 0 {
-					found++
-					if first == nil {
-						first = &outs[i]
-					}
-				}
-			}
+			found, first := countBroken(t, outs, tt.breaks)
 			st := total(outs)
 			t.Logf("%s found in %d of %d seeds (%d sections): %v", tt.breaks, found, len(outs), st.Obtained, st)
 			if first != nil {
@@ -216,14 +208,58 @@ func TestOutsideAssumptions(t *testing.T) {
 				if tt.breaks == breaksActed {
 					res = first.Acted
 				}
-				v := res.Violations[0]
-				t.Logf("first: seed %d, replay: %s\n  %s", first.Seed, replay(t, first.Seed), describe(v))
+				t.Logf("first: seed %d, replay: %s\n  %s", first.Seed, replay(t, first.Seed), describe(res.Violations[0]))
 			}
 			if found == 0 && !replaying() {
 				t.Errorf("no seed of %d found a violation", len(outs))
 			}
+			if tt.scenario.Options == nil {
+				return // nothing to turn back on
+			}
+			t.Run("guarded", func(t *testing.T) {
+				outs := runSeeds(t, Guarded(tt.scenario), seedList(outsideSeeds()))
+				found, first := countBroken(t, outs, tt.breaks)
+				t.Logf("with the guards on, %s found in %d of %d seeds: %v", tt.breaks, found, len(outs), total(outs))
+				if first != nil {
+					t.Logf("first: seed %d, replay: %s\n%s", first.Seed, replay(t, first.Seed), first.Report())
+					if tt.guarded {
+						t.Errorf("the guards did not prevent it in %d of %d seeds", found, len(outs))
+					}
+				}
+			})
 		})
 	}
+}
+
+// countBroken counts the outcomes that break what breaks names, and fails
+// the test for any that break something else, or could not run.
+func countBroken(t *testing.T, outs []Outcome, breaks string) (found int, first *Outcome) {
+	t.Helper()
+	for i, o := range outs {
+		if o.Err != nil {
+			t.Errorf("seed %d: %v; replay: %s", o.Seed, o.Err, replay(t, o.Seed))
+		}
+		lock, acted, fence := len(o.Lock.Overlaps()), len(o.Acted.Overlaps()), len(o.Lock.FenceViolations())
+		var n, other int
+		switch breaks {
+		case breaksLock:
+			n = lock
+		case breaksActed:
+			n, other = acted, lock+fence
+		case breaksFence:
+			n, other = fence, lock
+		}
+		if other > 0 {
+			t.Errorf("seed %d broke more than %s; replay: %s\n%s", o.Seed, breaks, replay(t, o.Seed), o.Report())
+		}
+		if n > 0 {
+			found++
+			if first == nil {
+				first = &outs[i]
+			}
+		}
+	}
+	return found, first
 }
 
 // describe prints a violation with when each holder really stopped acting.
