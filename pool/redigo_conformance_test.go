@@ -18,7 +18,5 @@ func TestRedigoConformance(t *testing.T) {
 			pool.WithTLSConfig(tlsConfig),
 			pool.WithReadTimeout(time.Minute),
 			pool.WithWriteTimeout(time.Minute))
-	}, pooltest.KnownBug("DeadlineOnHungConnection",
-		"on a pooled connection, redigo's DoContext sets the read deadline to the context's deadline, "+
-			"and the read timing out first is reported as an i/o timeout, not as context.DeadlineExceeded"))
+	})
 }
