@@ -11,10 +11,7 @@ import (
 func testAuth(t *testing.T, f Factory) {
 	const password = "pooltest-S3cret"
 	const wrong = "pooltest-Wr0ng"
-	// The password is set once the server runs: redistest checks that a
-	// server is ready with a PING that needs no password.
-	s := server(t)
-	admin(t, s, "CONFIG", "SET", "requirepass", password)
+	s := server(t, "--requirepass", password)
 	host := s.Addr
 
 	for _, url := range []string{
