@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -43,16 +44,27 @@ func TestRestartWithoutPersistence(t *testing.T) {
 		ttl          time.Duration
 		restartAfter time.Duration // from the crash to the restart
 		forgets      bool          // whether node 1 comes back without A's key
+		quarantine   bool          // the clients' restart quarantine (the default)
 		wantOverlap  bool
 	}{
-		{"hazard: immediate restart without persistence", NoPersistence, long, 0, true, true},
-		{"remedy: restart delayed past the TTL", NoPersistence, short, short + short/4, true, false},
-		{"remedy: AOF with appendfsync always", AOFAlways, long, 0, false, false},
+		{"hazard: immediate restart without persistence, quarantine off", NoPersistence, long, 0, true, false, true},
+		{"quarantine: immediate restart without persistence", NoPersistence, long, 0, true, true, false},
+		{"remedy: restart delayed past the TTL", NoPersistence, short, short + short/4, true, false, false},
+		{"remedy: AOF with appendfsync always", AOFAlways, long, 0, false, false, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := startCluster(t, Config{Nodes: 3, Persistence: tt.persistence})
-			clients := newClients(t, c, 2)
+			var opts []redlock.Option
+			if !tt.quarantine {
+				opts = append(opts, redlock.WithoutRestartQuarantine())
+			}
+			clients := newClients(t, c, 2, opts...)
+			// The cluster has been running for an hour: every node's boot
+			// marker (the key a node loses with its data, whose age every
+			// acquire reports) says so. A fresh cluster, where every node is
+			// new, is not quarantined: no node remembers any lock there.
+			ageBootMarkers(t, c, time.Hour)
 			a, b := clients[0], clients[1]
 			rec := newRecorder()
 			ctx := context.Background()
@@ -153,6 +165,32 @@ func TestRestartWithoutPersistence(t *testing.T) {
 }
 
 // get returns the value of key on n, read directly, or "" if there is none.
+// bootMarkerKey is the key under which each node keeps the server time at
+// which it last found itself without data (see internal/scripts.Acquire).
+const bootMarkerKey = "\x00boot:" + redlock.DefaultKeyPrefix
+
+// ageBootMarkers sets every node's boot marker to age ago, by its own clock.
+func ageBootMarkers(t *testing.T, c *Cluster, age time.Duration) {
+	t.Helper()
+	ctx := context.Background()
+	for i := range 3 {
+		n := c.Node(i)
+		reply, err := n.Do(ctx, "TIME")
+		if err != nil {
+			t.Fatal(err)
+		}
+		tm, _ := reply.([]any)
+		if len(tm) != 2 {
+			t.Fatalf("TIME on %v = %v", n, reply)
+		}
+		secs, _ := strconv.ParseInt(string(tm[0].([]byte)), 10, 64)
+		ms := secs*1000 - age.Milliseconds()
+		if _, err := n.Do(ctx, "SET", bootMarkerKey, strconv.FormatInt(ms, 10)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 func get(t *testing.T, n *Node, key string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

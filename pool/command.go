@@ -1,6 +1,10 @@
 package pool
 
-import "context"
+import (
+	"context"
+
+	"github.com/gomodule/redigo/redis"
+)
 
 // Commander is implemented by Pools that can run a plain command on their
 // node (INFO, CONFIG GET, TIME...). The coordinator uses it for node checks
@@ -13,10 +17,5 @@ type Commander interface {
 
 // Command runs one command on a pooled connection, bounded by ctx.
 func (p *Redigo) Command(ctx context.Context, cmd string, args ...any) (any, error) {
-	conn, err := p.rp.GetContext(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Close()
-	return Do(ctx, conn, cmd, args...)
+	return p.withConn(ctx, func(conn redis.Conn) (any, error) { return Do(ctx, conn, cmd, args...) })
 }

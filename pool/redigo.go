@@ -46,69 +46,53 @@ func (p *Redigo) Redis() *redis.Pool { return p.rp }
 func (p *Redigo) Close() error { return p.rp.Close() }
 
 // Eval runs s by SHA with EVALSHA, loading it with SCRIPT LOAD the first time
-// and again whenever the node answers NOSCRIPT.
+// and again whenever the node answers NOSCRIPT. When a pooled connection
+// turns out to be closed by the node (as all of them are after a restart),
+// the call is made once more on a new connection; the scripts are safe to run
+// twice.
 func (p *Redigo) Eval(ctx context.Context, s *Script, keys []string, args ...any) (any, error) {
-	conn, err := p.rp.GetContext(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Close()
-	sha, err := p.sha(ctx, conn, s, false)
-	if err != nil {
-		return nil, err
-	}
 	argv := make([]any, 0, 2+len(keys)+len(args))
-	argv = append(argv, sha, len(keys))
+	argv = append(argv, "", len(keys))
 	for _, k := range keys {
 		argv = append(argv, k)
 	}
 	argv = append(argv, args...)
-	reply, err := Do(ctx, conn, "EVALSHA", argv...)
-	if brokenConn(ctx, err) {
-		// Pooled connections to a node that restarted are all dead, and
-		// each would fail one call: retry once on a new connection. The
-		// scripts are safe to run twice.
-		conn.Close()
-		if conn, err = p.dialFresh(ctx); err != nil {
-			return nil, err
-		}
-		defer conn.Close()
-		reply, err = Do(ctx, conn, "EVALSHA", argv...)
-	}
-	if errors.Is(err, ErrNoScript) {
-		if sha, err = p.sha(ctx, conn, s, true); err != nil {
+	return p.withConn(ctx, func(conn redis.Conn) (any, error) {
+		sha, err := p.sha(ctx, conn, s, false)
+		if err != nil {
 			return nil, err
 		}
 		argv[0] = sha
-		reply, err = Do(ctx, conn, "EVALSHA", argv...)
-	}
-	return reply, err
+		reply, err := Do(ctx, conn, "EVALSHA", argv...)
+		if errors.Is(err, ErrNoScript) {
+			if sha, err = p.sha(ctx, conn, s, true); err != nil {
+				return nil, err
+			}
+			argv[0] = sha
+			reply, err = Do(ctx, conn, "EVALSHA", argv...)
+		}
+		return reply, err
+	})
 }
 
-// brokenConn reports an error of a connection the node closed (as after a
-// restart), as opposed to a slow node, an error reply or the caller's
-// context.
-func brokenConn(ctx context.Context, err error) bool {
-	if err == nil || ctx.Err() != nil {
-		return false
+// withConn runs f on a pooled connection, and once more on a new one if the
+// node had closed the pooled one.
+func (p *Redigo) withConn(ctx context.Context, f func(redis.Conn) (any, error)) (any, error) {
+	conn, err := p.rp.GetContext(ctx)
+	if err != nil {
+		return nil, err
 	}
-	var se *ServerError
-	if errors.As(err, &se) {
-		return false
+	reply, err := f(conn)
+	conn.Close()
+	if !brokenConn(ctx, err) {
+		return reply, err
 	}
-	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
-		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
-}
-
-// dialFresh opens a new connection outside the pool's idle list.
-func (p *Redigo) dialFresh(ctx context.Context) (redis.Conn, error) {
-	switch {
-	case p.rp.DialContext != nil:
-		return p.rp.DialContext(ctx)
-	case p.rp.Dial != nil:
-		return p.rp.Dial()
+	fresh, err := p.dialFresh(ctx)
+	if err != nil {
+		return nil, err
 	}
-	return p.rp.GetContext(ctx)
+	defer fresh.Close()
+	return f(fresh)
 }
 
 func (p *Redigo) sha(ctx context.Context, conn redis.Conn, s *Script, reload bool) (string, error) {
@@ -164,4 +148,30 @@ func normalizeAddr(addr string) (string, error) {
 		return "", fmt.Errorf("pool: node address %q: invalid port", addr)
 	}
 	return net.JoinHostPort(host, port), nil
+}
+
+// brokenConn reports an error of a connection the node closed (as after a
+// restart), as opposed to a slow node, an error reply or the caller's
+// context.
+func brokenConn(ctx context.Context, err error) bool {
+	if err == nil || ctx.Err() != nil {
+		return false
+	}
+	var se *ServerError
+	if errors.As(err, &se) {
+		return false
+	}
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+// dialFresh opens a new connection outside the pool's idle list.
+func (p *Redigo) dialFresh(ctx context.Context) (redis.Conn, error) {
+	switch {
+	case p.rp.DialContext != nil:
+		return p.rp.DialContext(ctx)
+	case p.rp.Dial != nil:
+		return p.rp.Dial()
+	}
+	return p.rp.GetContext(ctx)
 }
