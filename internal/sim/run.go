@@ -78,6 +78,7 @@ type Stats struct {
 	Writes, Rejected, Interleaved     int
 }
 
+// String puts the counts on one line.
 func (s Stats) String() string {
 	return fmt.Sprintf("%d nodes; %d obtained, %d failed, %d released, %d extended, %d kept alive; %d pauses, %d client crashes; "+
 		"%d node crashes (%d empty), %d clock jumps; %d messages, %d lost, %d landed late",
@@ -88,13 +89,23 @@ func (s Stats) String() string {
 // Add sums two Stats (Nodes included).
 func (s Stats) Add(o Stats) Stats {
 	return Stats{
-		Nodes: s.Nodes + o.Nodes, Obtained: s.Obtained + o.Obtained, Failed: s.Failed + o.Failed,
-		Released: s.Released + o.Released, Extended: s.Extended + o.Extended, KeptAlive: s.KeptAlive + o.KeptAlive,
+		Nodes:         s.Nodes + o.Nodes,
+		Obtained:      s.Obtained + o.Obtained,
+		Failed:        s.Failed + o.Failed,
+		Released:      s.Released + o.Released,
+		Extended:      s.Extended + o.Extended,
+		KeptAlive:     s.KeptAlive + o.KeptAlive,
 		Pauses:        s.Pauses + o.Pauses,
-		ClientCrashes: s.ClientCrashes + o.ClientCrashes, NodeCrashes: s.NodeCrashes + o.NodeCrashes,
-		EmptyRestarts: s.EmptyRestarts + o.EmptyRestarts, Jumps: s.Jumps + o.Jumps, Messages: s.Messages + o.Messages,
-		Lost: s.Lost + o.Lost, Late: s.Late + o.Late, Writes: s.Writes + o.Writes, Rejected: s.Rejected + o.Rejected,
-		Interleaved: s.Interleaved + o.Interleaved,
+		ClientCrashes: s.ClientCrashes + o.ClientCrashes,
+		NodeCrashes:   s.NodeCrashes + o.NodeCrashes,
+		EmptyRestarts: s.EmptyRestarts + o.EmptyRestarts,
+		Jumps:         s.Jumps + o.Jumps,
+		Messages:      s.Messages + o.Messages,
+		Lost:          s.Lost + o.Lost,
+		Late:          s.Late + o.Late,
+		Writes:        s.Writes + o.Writes,
+		Rejected:      s.Rejected + o.Rejected,
+		Interleaved:   s.Interleaved + o.Interleaved,
 	}
 }
 
@@ -199,6 +210,9 @@ func Run(s Scenario, seed uint64) Outcome {
 		opts = append(opts, s.Options...)
 		lk, err := redlock.New(links, opts...)
 		if err != nil {
+			for _, c := range clients[:i] {
+				_ = c.lk.Close()
+			}
 			out.Err = fmt.Errorf("sim: building client %d: %w", i+1, err)
 			return out
 		}
@@ -240,13 +254,23 @@ func Run(s Scenario, seed uint64) Outcome {
 	}
 	st := &w.stats
 	out.Stats = Stats{
-		Nodes: sched.nodes, Obtained: int(st.obtained.Load()), Failed: int(st.failed.Load()),
-		Released: int(st.released.Load()), Extended: int(st.extended.Load()), KeptAlive: int(st.keptAlive.Load()),
+		Nodes:         sched.nodes,
+		Obtained:      int(st.obtained.Load()),
+		Failed:        int(st.failed.Load()),
+		Released:      int(st.released.Load()),
+		Extended:      int(st.extended.Load()),
+		KeptAlive:     int(st.keptAlive.Load()),
 		Pauses:        int(st.pauses.Load()),
-		ClientCrashes: int(st.clientCrashes.Load()), NodeCrashes: int(st.nodeCrashes.Load()),
-		EmptyRestarts: int(st.emptyRestarts.Load()), Jumps: int(st.jumps.Load()), Messages: int(st.messages.Load()),
-		Lost: int(st.lost.Load()), Late: int(st.late.Load()),
-		Writes: w.store.writes, Rejected: w.store.rejected, Interleaved: w.store.interleaved,
+		ClientCrashes: int(st.clientCrashes.Load()),
+		NodeCrashes:   int(st.nodeCrashes.Load()),
+		EmptyRestarts: int(st.emptyRestarts.Load()),
+		Jumps:         int(st.jumps.Load()),
+		Messages:      int(st.messages.Load()),
+		Lost:          int(st.lost.Load()),
+		Late:          int(st.late.Load()),
+		Writes:        w.store.writes,
+		Rejected:      w.store.rejected,
+		Interleaved:   w.store.interleaved,
 	}
 	return out
 }
