@@ -16,6 +16,7 @@ import (
 
 	"github.com/gomodule/redigo/redis"
 
+	"github.com/quorumlock/quorumlock/internal/redistest"
 	"github.com/quorumlock/quorumlock/pool"
 	"github.com/quorumlock/quorumlock/redlock"
 )
@@ -88,7 +89,14 @@ func (c *cli) demo(args []string) int {
 		if dn, err = givenDemoNodes(urls); err != nil {
 			return cmd.usageError("%v", err)
 		}
-	} else if dn, err = startDemoNodes(ctx, demoLocalNodes); err != nil {
+	} else if dn, err = startDemoNodes(ctx, demoLocalNodes); errors.Is(err, redistest.ErrNoBinary) {
+		// Nothing installed: show the lock all the same, on in-process nodes.
+		fmt.Fprintln(c.stdout, "redis-server not found: running on embedded in-process nodes instead "+
+			"(for real servers: apt-get install redis-server, or pass --nodes URL,URL,...)")
+		if dn, err = startEmbeddedNodes(demoLocalNodes); err != nil {
+			return cmd.fail(exitFailed, "starting embedded nodes: %v", err)
+		}
+	} else if err != nil {
 		if ctx.Err() != nil {
 			return ctx.status()
 		}
@@ -148,9 +156,12 @@ func runDemo(ctx context.Context, cfg demoConfig, dn *demoNodes, lk *redlock.Loc
 
 	n := len(dn.pools)
 	fmt.Fprintf(out, "redlock demo: %d concurrent buyers, a stock of %d items\n", cfg.workers, cfg.stock)
-	if dn.local() {
+	switch {
+	case dn.embedded != nil:
+		fmt.Fprintf(out, "nodes:   %d embedded in-process nodes (miniredis), quorum %d\n", n, lk.Quorum())
+	case dn.local():
 		fmt.Fprintf(out, "nodes:   %d local redis-server processes, quorum %d\n", n, lk.Quorum())
-	} else {
+	default:
 		fmt.Fprintf(out, "nodes:   %d given nodes, quorum %d\n", n, lk.Quorum())
 	}
 	for i, p := range dn.dialed {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"sync/atomic"
 
+	"github.com/quorumlock/quorumlock/internal/embedded"
 	"github.com/quorumlock/quorumlock/internal/redistest"
 	"github.com/quorumlock/quorumlock/pool"
 )
@@ -14,10 +15,30 @@ import (
 // demoNodes are the demo's nodes: redis-server processes it started itself,
 // or nodes it was given, which it must not stop.
 type demoNodes struct {
-	dialed  nodes
-	pools   []*cuttable
-	servers []*redistest.Server // nil when the nodes were given
-	dirs    []string
+	dialed   nodes
+	pools    []*cuttable
+	servers  []*redistest.Server // nil when the nodes were given
+	embedded []*embedded.Node    // in-process nodes, when redis-server is missing
+	dirs     []string
+}
+
+// startEmbeddedNodes starts n in-process nodes, for a machine without
+// redis-server.
+func startEmbeddedNodes(n int) (*demoNodes, error) {
+	ns, err := embedded.Start(n)
+	if err != nil {
+		return nil, err
+	}
+	dn := &demoNodes{embedded: ns}
+	urls := make([]string, len(ns))
+	for i, node := range ns {
+		urls[i] = node.URL()
+	}
+	if err := dn.dial(urls); err != nil {
+		dn.close()
+		return nil, err
+	}
+	return dn, nil
 }
 
 // startDemoNodes starts n redis-server processes, each in its own temporary
@@ -75,7 +96,8 @@ func (dn *demoNodes) dial(urls []string) error {
 	return nil
 }
 
-func (dn *demoNodes) local() bool { return dn.servers != nil }
+// local reports whether the demo started the nodes itself (and may kill them).
+func (dn *demoNodes) local() bool { return dn.servers != nil || dn.embedded != nil }
 
 // lockPools returns the pools the demo's Locker uses.
 func (dn *demoNodes) lockPools() []pool.Pool {
@@ -90,7 +112,10 @@ func (dn *demoNodes) lockPools() []pool.Pool {
 // a given node is cut off from this process instead, since it is not ours
 // to kill.
 func (dn *demoNodes) fail(i int) error {
-	if dn.local() {
+	switch {
+	case dn.embedded != nil:
+		return dn.embedded[i].Kill()
+	case dn.servers != nil:
 		return dn.servers[i].Kill()
 	}
 	dn.pools[i].cut.Store(true)
@@ -102,6 +127,9 @@ func (dn *demoNodes) close() {
 	dn.dialed.close()
 	for _, s := range dn.servers {
 		_ = s.Kill()
+	}
+	for _, n := range dn.embedded {
+		_ = n.Close()
 	}
 	for _, d := range dn.dirs {
 		_ = os.RemoveAll(d)
