@@ -26,11 +26,12 @@ import (
 )
 
 // realLocker returns a Locker on the real clock over fresh pools to servers,
-// closed when the test ends.
+// closed when the test ends. Its node timeout is a generous 2s unless opts
+// say otherwise: a loaded test machine must not turn into failed rounds.
 func realLocker(t *testing.T, servers []*redistest.Server, opts ...redlock.Option) (*redlock.Locker, []pool.Pool) {
 	t.Helper()
 	pools := redistest.Pools(t, servers)
-	lk, err := redlock.New(pools, opts...)
+	lk, err := redlock.New(pools, append([]redlock.Option{redlock.WithNodeTimeout(2 * time.Second)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +95,7 @@ func TestRedisMutualExclusion(t *testing.T) {
 				defer wg.Done()
 				who := fmt.Sprintf("locker%d/g%d", li, g)
 				for range rounds {
-					l, err := lk.Obtain(ctx, "counter", time.Second)
+					l, err := lk.Obtain(ctx, "counter", 5*time.Second)
 					if err != nil {
 						errs <- fmt.Errorf("%s: Obtain: %w", who, err)
 						return
@@ -141,10 +142,19 @@ func TestRedisNonOwner(t *testing.T) {
 	ctx := realCtx(t)
 	key := lockKey("owned")
 
-	a, err := lkA.TryObtain(ctx, "owned", 300*time.Millisecond)
+	a, err := lkA.TryObtain(ctx, "owned", 10*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The round was decided by two nodes; the third answers a little later.
+	eventually(t, "every node holds A's key", func() bool {
+		for _, s := range servers {
+			if v, ok := value(t, s, key); !ok || v != a.Token() {
+				return false
+			}
+		}
+		return true
+	})
 	if _, err := lkB.TryObtain(ctx, "owned", time.Second); !errors.Is(err, redlock.ErrHeld) {
 		t.Fatalf("second Locker's TryObtain = %v, want ErrHeld", err)
 	}
@@ -160,22 +170,21 @@ func TestRedisNonOwner(t *testing.T) {
 			}
 		}
 	}
-	eventually(t, "every node holds A's key", func() bool {
-		for _, s := range servers {
-			if v, ok := value(t, s, key); !ok || v != a.Token() {
-				return false
-			}
-		}
-		return true
-	})
 	for _, s := range servers {
-		if pttl, _ := redis.Int64(do(t, s, "PTTL", key), nil); pttl > 300 {
+		if v, ok := value(t, s, key); !ok || v != a.Token() {
+			t.Errorf("%s: A's key is %q, %v after foreign calls", s.Addr, v, ok)
+		}
+		if pttl, _ := redis.Int64(do(t, s, "PTTL", key), nil); pttl > 10000 {
 			t.Errorf("%s: a foreign Extend moved the TTL to %dms", s.Addr, pttl)
 		}
 	}
 
-	// A's key expires on Redis; B takes the lock; A's Release and Extend
+	// A's keys expire on Redis (made to, while A's own validity still
+	// runs); B takes the lock; A's Release and Extend reach the nodes and
 	// must leave B's key alone.
+	for _, s := range servers {
+		do(t, s, "PEXPIRE", key, 1)
+	}
 	eventually(t, "A's key expires", func() bool {
 		for _, s := range servers {
 			if _, ok := value(t, s, key); ok {
@@ -187,6 +196,9 @@ func TestRedisNonOwner(t *testing.T) {
 	b, err := lkB.TryObtain(ctx, "owned", 10*time.Second)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if a.TTL() <= 0 {
+		t.Fatal("A's validity ran out: the nodes' answers are not what is tested")
 	}
 	if err := a.Extend(ctx, time.Minute); !errors.Is(err, redlock.ErrNotHeld) {
 		t.Errorf("former owner's Extend = %v, want ErrNotHeld", err)
@@ -439,6 +451,10 @@ func TestRedisWrongType(t *testing.T) {
 	if !strings.Contains(err.Error(), "WRONGTYPE") {
 		t.Errorf("the error does not show the node's reply: %v", err)
 	}
+	eventually(t, "the failed attempt is cleaned up", func() bool {
+		_, ok := value(t, servers[2], lockKey("list"))
+		return !ok
+	})
 	do(t, servers[0], "DEL", lockKey("list"))
 	l, err := lk.TryObtain(ctx, "list", time.Second)
 	if err != nil {
