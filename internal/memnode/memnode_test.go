@@ -340,6 +340,7 @@ func TestConformsToRedis(t *testing.T) {
 	call := func(s *pool.Script, key string, args ...any) step { return step{script: s, key: key, args: args} }
 	steps := []step{
 		acquire("k", tokA, 60000),
+		acquire("k", tokA, 60000), // a retry whose first reply was lost
 		acquire("k", tokB, 60000),
 		call(scripts.Extend, "k", tokB, 1000),
 		call(scripts.Extend, "k", tokA, 120000),

@@ -204,6 +204,14 @@ func TestScriptsOnRedis(t *testing.T) {
 	if v, pttl := get("k"); v != tokA || pttl <= 59000 || pttl > 60000 {
 		t.Errorf("after acquire: %q, PTTL %d", v, pttl)
 	}
+	// A retry with the same token (a call whose reply was lost) is granted
+	// again, without touching the key.
+	if ar := acquire("k", tokA, 30000); !ar.Granted {
+		t.Errorf("acquire retried with the owner's token: %+v", ar)
+	}
+	if v, pttl := get("k"); v != tokA || pttl <= 30000 {
+		t.Errorf("after a retried acquire: %q, PTTL %d (want the first call's expiry)", v, pttl)
+	}
 	ar := acquire("k", tokB, 60000)
 	if ar.Granted || ar.HolderTTLms <= 59000 || ar.HolderTTLms > 60000 || ar.Holder != tokA[:scripts.HolderIDLen] {
 		t.Errorf("acquire of a held key: %+v", ar)
