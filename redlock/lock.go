@@ -26,6 +26,9 @@ type Lock struct {
 	validUntil time.Time
 	released   bool
 	acquiredAt time.Time
+	// chainStart is when the nodes granted the keys this Lock holds: a Lock
+	// handed over inside the Locker keeps its predecessor's.
+	chainStart time.Time
 
 	// Lifetime (lifetime.go): why the lock ended, who waits for it.
 	cause        error
@@ -82,10 +85,56 @@ func (l *Lock) TTL() time.Duration {
 // the error says why: ErrNotHeld (validity had elapsed, already released, or
 // the key was gone or taken on too many nodes), ErrNoQuorum (too many nodes
 // failed), or ctx's error.
+//
+// When another goroutine of the same Locker waits for the same lock, Release
+// may hand the lock over to it instead (see WithoutLocalHandoff) and return
+// nil: the nodes go on holding it, for the next owner.
 func (l *Lock) Release(ctx context.Context) error {
+	if l.handOff() {
+		return nil
+	}
 	err := l.release(ctx)
 	l.end(fmt.Errorf("redlock: lock %q: %w", l.name, ErrReleased))
 	return err
+}
+
+// LocalHandoffWindow bounds how long a lock may pass from goroutine to
+// goroutine of one Locker without being released on the nodes: after that, a
+// release frees it for other processes too.
+const LocalHandoffWindow = 100 * time.Millisecond
+
+// handOff passes the lock to the first goroutine of this Locker in line for
+// it, without a round trip: the keys on the nodes stay, and so does the
+// validity. It does so only while at least half the waiter's TTL of validity
+// is left, within LocalHandoffWindow of the grant on the nodes, and never
+// with fencing (each owner must have a larger token).
+func (l *Lock) handOff() bool {
+	lk := l.lk
+	if lk.cfg.fencing || lk.cfg.noHandoff {
+		return false
+	}
+	l.mu.Lock()
+	if l.released || l.cause != nil {
+		l.mu.Unlock()
+		return false
+	}
+	now := lk.cfg.clock.Now()
+	left := l.validUntil.Sub(now)
+	handed := lk.notify.handTo(l.acq.keys[0], func(w *waiter) bool {
+		return left >= w.ttl/2 && now.Sub(l.chainStart) < min(w.ttl/2, LocalHandoffWindow)
+	}, func(w *waiter) *Lock {
+		return &Lock{lk: lk, name: l.name, acq: l.acq, ttl: w.ttl, acquiredAt: now, chainStart: l.chainStart, validUntil: l.validUntil}
+	})
+	if !handed {
+		l.mu.Unlock()
+		return false
+	}
+	l.released = true
+	l.mu.Unlock()
+	l.end(fmt.Errorf("redlock: lock %q: %w (handed over)", l.name, ErrReleased))
+	lk.emit(Event{Kind: EventReleased, Name: l.name, Detail: "handed over to a waiter of this Locker"})
+	lk.emit(Event{Kind: EventObtained, Name: l.name, Detail: "handed over by a holder of this Locker"})
+	return true
 }
 
 func (l *Lock) release(ctx context.Context) error {

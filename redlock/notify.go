@@ -49,6 +49,10 @@ type waiter struct {
 	nw   *nameWait
 	snap []uint64
 	wake chan struct{} // holds one pending wake-up
+
+	ttl     time.Duration // the TTL the waiter asked for
+	handoff chan *Lock    // a lock handed over by a holder of this Locker
+	taken   bool          // a lock was handed to it (n.mu)
 }
 
 func newNotifier(lk *Locker) *notifier {
@@ -58,7 +62,7 @@ func newNotifier(lk *Locker) *notifier {
 // register puts a waiter in line for key and makes sure the key's channel is
 // subscribed on every node that can. It returns nil when no node can
 // subscribe (the waiter then polls).
-func (n *notifier) register(key string) *waiter {
+func (n *notifier) register(key string, ttl time.Duration) *waiter {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.stopped {
@@ -85,7 +89,8 @@ func (n *notifier) register(key string) *waiter {
 			}
 		}
 	}
-	w := &waiter{nw: nw, snap: append([]uint64(nil), nw.counts...), wake: make(chan struct{}, 1)}
+	w := &waiter{nw: nw, snap: append([]uint64(nil), nw.counts...), wake: make(chan struct{}, 1),
+		ttl: ttl, handoff: make(chan *Lock, 1)}
 	nw.waiters = append(nw.waiters, w)
 	return w
 }
@@ -112,10 +117,44 @@ func (n *notifier) waiting(key string) bool {
 	return nw != nil && len(nw.waiters) > 0
 }
 
+// handTo hands the lock made by next to the first waiter in line for key
+// that has not been handed one, if ok accepts it, and reports whether it did.
+// The hand-over happens under n.mu, so a waiter leaving the line either
+// never gets the lock or finds it when it leaves.
+func (n *notifier) handTo(key string, ok func(*waiter) bool, next func(*waiter) *Lock) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	nw := n.names[key]
+	if nw == nil {
+		return false
+	}
+	for _, w := range nw.waiters {
+		if w.taken {
+			continue
+		}
+		if !ok(w) {
+			return false
+		}
+		w.taken = true
+		w.handoff <- next(w) // room for one, and a waiter is handed at most one
+		return true
+	}
+	return false
+}
+
 // unregister takes w out of line; the last waiter of a key unsubscribes it.
 // A waiter that leaves without the lock passes a wake-up it received but did
-// not use to the next in line.
-func (n *notifier) unregister(w *waiter, obtained bool) {
+// not use to the next in line, and returns a lock handed to it too late: the
+// caller must release it.
+func (n *notifier) unregister(w *waiter, obtained bool) (orphan *Lock) {
+	defer func() {
+		if !obtained {
+			select {
+			case orphan = <-w.handoff:
+			default:
+			}
+		}
+	}()
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	nw := w.nw
@@ -140,6 +179,7 @@ func (n *notifier) unregister(w *waiter, obtained bool) {
 			}
 		}
 	}
+	return nil
 }
 
 // rearm is called before each attempt: releases announced from now on count

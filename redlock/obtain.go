@@ -53,18 +53,27 @@ func (lk *Locker) obtain(ctx context.Context, name string, ttl time.Duration, re
 	var w *waiter // in line for release notices, after the first failure
 	var obtained bool
 	defer func() {
-		if w != nil {
-			lk.notify.unregister(w, obtained)
+		if w == nil {
+			return
+		}
+		if orphan := lk.notify.unregister(w, obtained); orphan != nil {
+			// Handed over just as this caller gave up: pass it on.
+			_ = orphan.Release(context.WithoutCancel(ctx))
 		}
 	}()
 	splits := 0 // consecutive attempts that won some nodes but no quorum
 	if retry && lk.notify.waiting(key) {
 		// Others of this Locker are in line: queue behind them instead of
 		// racing the one a release is about to wake.
-		if w = lk.notify.register(key); w != nil {
+		if w = lk.notify.register(key, ttl); w != nil {
 			wait, _ := lk.backoff(w, 1)
-			if _, err := lk.wait(ctx, w, wait); err != nil {
+			_, handed, err := lk.wait(ctx, w, wait)
+			if err != nil {
 				return nil, contextError("obtain", name, err, nil)
+			}
+			if handed != nil {
+				obtained = true
+				return handed, nil
 			}
 		}
 	}
@@ -100,7 +109,7 @@ func (lk *Locker) obtain(ctx context.Context, name string, ttl time.Duration, re
 			// Get in line for release notices and, once a quorum of nodes
 			// confirmed the subscription, try again at once: a release
 			// between the attempt and the subscription was not heard.
-			if w = lk.notify.register(key); w != nil {
+			if w = lk.notify.register(key, ttl); w != nil {
 				lk.notify.awaitReady(ctx, w, lk.cfg.timeoutFor(ttl))
 				continue
 			}
@@ -126,8 +135,13 @@ func (lk *Locker) obtain(ctx context.Context, name string, ttl time.Duration, re
 				splits = 0
 			}
 		}
-		if _, err := lk.wait(ctx, w, wait); err != nil {
+		_, handed, err := lk.wait(ctx, w, wait)
+		if err != nil {
 			return nil, contextError("obtain", name, err, last)
+		}
+		if handed != nil {
+			obtained = true
+			return handed, nil
 		}
 	}
 }
@@ -145,21 +159,23 @@ func (lk *Locker) backoff(w *waiter, failures int) (time.Duration, bool) {
 	return fallbackBackoff.Next(failures)
 }
 
-// wait sleeps d, or until w is woken by a release notice, or ctx ends. It
-// reports whether a notice woke it.
-func (lk *Locker) wait(ctx context.Context, w *waiter, d time.Duration) (bool, error) {
+// wait sleeps d, or until w is woken by a release notice or handed a lock,
+// or ctx ends. It reports whether a notice woke it, and the lock handed over.
+func (lk *Locker) wait(ctx context.Context, w *waiter, d time.Duration) (bool, *Lock, error) {
 	if w == nil {
-		return false, clock.Sleep(ctx, lk.cfg.clock, d)
+		return false, nil, clock.Sleep(ctx, lk.cfg.clock, d)
 	}
 	t := lk.cfg.clock.NewTimer(d)
 	defer t.Stop()
 	select {
+	case l := <-w.handoff:
+		return false, l, nil
 	case <-w.wake:
-		return true, nil
+		return true, nil, nil
 	case <-t.C():
-		return false, nil
+		return false, nil, nil
 	case <-ctx.Done():
-		return false, ctx.Err()
+		return false, nil, ctx.Err()
 	}
 }
 
@@ -220,7 +236,7 @@ func (lk *Locker) attempt(ctx context.Context, name, key string, ttl time.Durati
 		drift := lk.cfg.drift(ttl)
 		if elapsed := lk.cfg.clock.Since(start); elapsed < ttl-drift {
 			lk.emit(Event{Kind: EventObtained, Name: name, Latency: elapsed})
-			return &Lock{lk: lk, name: name, acq: a, ttl: ttl, fence: uint64(fence), acquiredAt: start, validUntil: start.Add(ttl - drift)}, nil
+			return &Lock{lk: lk, name: name, acq: a, ttl: ttl, fence: uint64(fence), acquiredAt: start, chainStart: start, validUntil: start.Add(ttl - drift)}, nil
 		}
 		err = &QuorumError{Op: "obtain", Name: name, Quorum: lk.quorum, Votes: votes, Err: ErrExpired}
 	default:

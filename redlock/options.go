@@ -39,6 +39,7 @@ type config struct {
 	noClockGuard   bool
 	logger         *slog.Logger
 	observer       func(Event)
+	noHandoff      bool
 }
 
 func defaultConfig() config {
@@ -128,6 +129,15 @@ func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l }
 // metrics. f is called synchronously and must be fast and safe for
 // concurrent use.
 func WithObserver(f func(Event)) Option { return func(c *config) { c.observer = f } }
+
+// WithoutLocalHandoff makes Release always release the lock on the nodes.
+// By default, when another goroutine of the same Locker waits for the same
+// lock, Release hands the lock to it directly (the first in line), without a
+// round trip: the keys stay on the nodes and the new owner inherits the
+// remaining validity, which is at least half the TTL it asked for. Handoffs
+// stop LocalHandoffWindow after the nodes granted the lock, so that other
+// processes get their turn; they never happen with fencing.
+func WithoutLocalHandoff() Option { return func(c *config) { c.noHandoff = true } }
 
 func (c *config) validate() error {
 	switch {
