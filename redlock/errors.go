@@ -116,6 +116,21 @@ func (e *QuorumError) yes() int {
 	return n
 }
 
+// contended reports whether the round shows contenders racing: it won some
+// nodes while others refused, or the refusals name more than one owner. A
+// round lost to one holder, or failed by errors and discarded votes, is not.
+func (e *QuorumError) contended() bool {
+	holders := map[string]bool{}
+	refused := 0
+	for _, v := range e.Votes {
+		if v.Holder != "" {
+			holders[v.Holder] = true
+			refused++
+		}
+	}
+	return len(holders) > 1 || (e.yes() > 0 && refused > 0)
+}
+
 // heldByOne returns how many nodes refused for the same holder, at most:
 // when it reaches the quorum, one owner holds the lock.
 func (e *QuorumError) heldByOne() int {

@@ -161,10 +161,11 @@ func (lk *Locker) collect(ctx context.Context, ch <-chan reply, expected int, cl
 }
 
 // verdict names the sentinel for a round that failed: notYes (ErrHeld,
-// ErrNotHeld) when the nodes' refusals alone make a quorum impossible, and
+// ErrNotHeld) when the refusals received alone make a quorum impossible, and
 // ErrNoQuorum otherwise, when failing nodes (errors, no answer, quarantine)
-// are to blame. Counting refusals rather than errors makes the verdict the
-// same whatever order the nodes answered in.
+// are to blame. It reflects the answers received when the round was decided:
+// with refusals and errors mixed, nodes not waited for might have tipped it
+// either way.
 func verdict(votes []NodeVote, need int, notYes error) error {
 	refused := 0
 	for _, v := range votes {

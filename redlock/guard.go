@@ -37,6 +37,10 @@ type nodeGuard struct {
 	baseErr    time.Duration
 }
 
+// rebirthSlack is how far a node's estimated birth may move, beyond the
+// reply's latency, without counting as a new birth.
+const rebirthSlack = 20 * time.Millisecond
+
 func newGuard(lk *Locker) *guard {
 	return &guard{lk: lk, origin: lk.cfg.clock.Now(), nodes: make([]nodeGuard, len(lk.nodes))}
 }
@@ -71,12 +75,16 @@ func (g *guard) judge(i int, r scripts.AcquireReply, at time.Time, latency time.
 	var events []Event
 	if !cfg.noRestartGuard {
 		born := at.Add(-time.Duration(r.MarkerAgeMs) * time.Millisecond)
-		if ng.born.IsZero() || born.Sub(ng.born) > time.Second {
-			// A first sighting, or the node lost its data since we last
-			// saw it.
+		// The estimate of the birth moves with each reply's latency: only a
+		// jump well beyond that is a new birth.
+		if ng.born.IsZero() || born.Sub(ng.born) > latency+rebirthSlack {
 			if !ng.born.IsZero() {
-				events = append(events, Event{Kind: EventQuarantined, Node: g.lk.nodes[i].Addr(),
-					Detail: "node lost its data (restart without persistence, or flushed)"})
+				// This Locker knew the node before: it lost its data since,
+				// whatever the other nodes did (a rolling restart is no new
+				// cluster), so its votes wait out the quarantine.
+				if ng.quarantine(born.Add(q), "node lost its data (restart without persistence, or flushed)") {
+					events = append(events, Event{Kind: EventQuarantined, Node: g.lk.nodes[i].Addr(), Detail: ng.reason})
+				}
 			}
 			ng.born = born
 		}

@@ -19,8 +19,13 @@ var ErrReleased = errors.New("lock released")
 // validity ran out, or automatic renewal failed). Err then says which.
 func (l *Lock) Done() <-chan struct{} {
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	l.watchLocked()
+	if l.settleLocked() {
+		l.mu.Unlock()
+		l.expire()
+		l.mu.Lock()
+	}
+	defer l.mu.Unlock()
 	return l.done
 }
 
@@ -28,8 +33,13 @@ func (l *Lock) Done() <-chan struct{} {
 // matching ErrReleased or ErrLost (with the reason).
 func (l *Lock) Err() error {
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	l.watchLocked()
+	if l.settleLocked() {
+		l.mu.Unlock()
+		l.expire()
+		l.mu.Lock()
+	}
+	defer l.mu.Unlock()
 	return l.cause
 }
 
@@ -62,6 +72,11 @@ func (c *lockContext) Deadline() (time.Time, bool) {
 func (l *Lock) onEnd(f func(cause error)) (stop func()) {
 	l.mu.Lock()
 	l.watchLocked()
+	if l.settleLocked() {
+		l.mu.Unlock()
+		l.expire()
+		l.mu.Lock()
+	}
 	if l.cause != nil {
 		cause := l.cause
 		l.mu.Unlock()
@@ -94,6 +109,14 @@ func (l *Lock) watchLocked() {
 		return
 	}
 	l.armExpiryLocked()
+}
+
+// settleLocked ends the lock at once if its validity has elapsed, rather than
+// when the expiry timer's goroutine gets to run: a holder that was paused
+// must not be told it still holds the lock. l.mu is held; it reports whether
+// the caller must run l.expire.
+func (l *Lock) settleLocked() bool {
+	return l.cause == nil && !l.lk.cfg.clock.Now().Before(l.validUntil)
 }
 
 // armExpiryLocked (re)starts the timer that ends the lock when its validity

@@ -119,7 +119,7 @@ func (lk *Locker) obtain(ctx context.Context, name string, ttl time.Duration, re
 			if free, ok := qe.HolderTTL(); ok && free+time.Millisecond < wait {
 				wait = free + time.Millisecond
 			}
-			if errors.Is(err, ErrHeld) && qe.heldByOne() < lk.quorum {
+			if qe.contended() && qe.heldByOne() < lk.quorum {
 				// No single owner holds a quorum: contenders split the
 				// votes, and each cleans up at once, so the lock is about to
 				// be free with no release to announce it. Try again after a

@@ -96,7 +96,9 @@ func WithKeyPrefix(p string) Option { return func(c *config) { c.prefix = p } }
 // lock (one more round trip) before Obtain returns. Any later quorum shares a
 // node with this one, whose counter is already at least the token, so the
 // later token is larger. A node that restarts without persistence loses its
-// counter: keep fencing nodes durable or delay their restarts beyond the TTL.
+// counter, however long it stays down, and a later quorum may meet only such
+// nodes: fencing needs nodes that keep every write (AOF with appendfsync
+// always).
 func WithFencing() Option { return func(c *config) { c.fencing = true } }
 
 // WithQuarantine sets how long a node's yes-votes are not counted after it

@@ -198,7 +198,13 @@ func (r *renewer) renew(batch []*Lock) {
 	items := make([]*renewItem, 0, len(batch))
 	var timeout time.Duration
 	for _, l := range batch {
-		l.mu.Lock()
+		// Never wait for a Lock busy with the caller's own Release or
+		// Extend (bounded by a node timeout, but one stuck lock must not
+		// hold up every other renewal): look again shortly.
+		if !l.mu.TryLock() {
+			r.retryLater(l)
+			continue
+		}
 		k := l.keep
 		switch {
 		case l.released || l.cause != nil:
@@ -269,9 +275,29 @@ func (r *renewer) renew(batch []*Lock) {
 	}
 }
 
-// renewed applies a successful renewal and queues the lock again.
+// retryLater queues l again a little later, when it could not be looked at.
+func (r *renewer) retryLater(l *Lock) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.stopped {
+		return
+	}
+	l.keep.due = r.lk.cfg.clock.Now().Add(min(l.keep.slack, 10*time.Millisecond))
+	heap.Push(&r.queue, l)
+}
+
+// renewed applies a successful renewal and queues the lock again. It runs in
+// its own goroutine when the Lock is busy, so the renewer never waits.
 func (l *Lock) renewed(validUntil time.Time, r *renewer) {
-	l.mu.Lock()
+	if !l.mu.TryLock() {
+		r.lk.bg.Go(func() error { l.mu.Lock(); l.applyRenewal(validUntil, r); return nil })
+		return
+	}
+	l.applyRenewal(validUntil, r)
+}
+
+// applyRenewal is renewed with l.mu held; it unlocks it.
+func (l *Lock) applyRenewal(validUntil time.Time, r *renewer) {
 	if l.released || l.cause != nil {
 		l.mu.Unlock()
 		return

@@ -31,7 +31,7 @@ func (n *Node) Subscribe(ctx context.Context) (pool.Subscription, error) {
 			return nil, ctx.Err()
 		}
 	}
-	s := &sub{node: n, events: make(chan pool.Event, 4096), closed: make(chan struct{}), channels: map[string]bool{}}
+	s := &sub{node: n, events: make(chan pool.Event, 256), closed: make(chan struct{}), channels: map[string]bool{}}
 	n.mu.Lock()
 	n.subs = append(n.subs, s)
 	n.mu.Unlock()
