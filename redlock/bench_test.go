@@ -65,53 +65,78 @@ func benchLock(b *testing.B, pools []pool.Pool) {
 // floorRelease is the owner-checked delete of the floor round.
 const floorRelease = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`
 
-func benchFloor(b *testing.B, pools []pool.Pool) {
-	rps := make([]*redis.Pool, len(pools))
-	shas := make([]string, len(pools))
+// floor is the least a Redlock round can do over redigo pools: parallel
+// SET key token NX PX, then a parallel owner-checked delete by EVALSHA, with
+// plain redigo calls (no context, no votes, no validity, no clean-up).
+type floor struct {
+	rps    []*redis.Pool
+	shas   []string
+	quorum int
+	key    string
+}
+
+func newFloor(b *testing.B, pools []pool.Pool, key string) *floor {
+	f := &floor{rps: make([]*redis.Pool, len(pools)), shas: make([]string, len(pools)), quorum: len(pools)/2 + 1, key: key}
 	for i, p := range pools {
-		rps[i] = p.(*pool.Redigo).Redis()
-		c := rps[i].Get()
+		f.rps[i] = p.(*pool.Redigo).Redis()
+		c := f.rps[i].Get()
 		sha, err := redis.String(c.Do("SCRIPT", "LOAD", floorRelease))
 		c.Close()
 		if err != nil {
 			b.Fatal(err)
 		}
-		shas[i] = sha
+		f.shas[i] = sha
 	}
-	quorum := len(pools)/2 + 1
-	const key = "quorumlock:bench-floor"
-	fanout := func(op func(c redis.Conn, i int) bool) int {
-		var wg sync.WaitGroup
-		var yes atomic.Int32
-		for i, rp := range rps {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				c := rp.Get()
-				defer c.Close()
-				if op(c, i) {
-					yes.Add(1)
-				}
-			}()
-		}
-		wg.Wait()
-		return int(yes.Load())
+	return f
+}
+
+// fanout runs op on every node at once and counts its yes answers.
+func (f *floor) fanout(op func(c redis.Conn, i int) bool) int {
+	var wg sync.WaitGroup
+	var yes atomic.Int32
+	for i, rp := range f.rps {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := rp.Get()
+			defer c.Close()
+			if op(c, i) {
+				yes.Add(1)
+			}
+		}()
 	}
+	wg.Wait()
+	return int(yes.Load())
+}
+
+// acquire makes one attempt with a new token and returns the token and how
+// many nodes granted it.
+func (f *floor) acquire() (string, int) {
 	var tok [16]byte
+	_, _ = rand.Read(tok[:])
+	token := hex.EncodeToString(tok[:])
+	return token, f.fanout(func(c redis.Conn, _ int) bool {
+		r, err := c.Do("SET", f.key, token, "NX", "PX", 10000)
+		return err == nil && r != nil
+	})
+}
+
+// release deletes the key wherever it holds token.
+func (f *floor) release(token string) {
+	f.fanout(func(c redis.Conn, i int) bool {
+		n, err := redis.Int(c.Do("EVALSHA", f.shas[i], 1, f.key, token))
+		return err == nil && n == 1
+	})
+}
+
+func benchFloor(b *testing.B, pools []pool.Pool) {
+	f := newFloor(b, pools, "quorumlock:bench-floor")
 	round := func() {
-		_, _ = rand.Read(tok[:])
-		token := hex.EncodeToString(tok[:])
-		got := fanout(func(c redis.Conn, _ int) bool {
-			r, err := c.Do("SET", key, token, "NX", "PX", 10000)
-			return err == nil && r != nil
-		})
-		if got < quorum {
-			b.Fatalf("floor: %d of %d nodes granted", got, len(rps))
+		token, got := f.acquire()
+		if got < f.quorum {
+			b.Fatalf("floor: %d of %d nodes granted", got, len(f.rps))
 		}
-		fanout(func(c redis.Conn, i int) bool {
-			n, err := redis.Int(c.Do("EVALSHA", shas[i], 1, key, token))
-			return err == nil && n == 1
-		})
+		f.release(token)
 	}
 	round()
 	b.ReportAllocs()

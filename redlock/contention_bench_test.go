@@ -2,8 +2,6 @@ package redlock_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	mrand "math/rand/v2"
 	"os"
@@ -199,57 +197,15 @@ func lockContender(lk *redlock.Locker) contender {
 // random pause in [lo, hi] until it wins a quorum; a failed round deletes
 // what it got.
 func floorContender(b *testing.B, pools []pool.Pool, lo, hi time.Duration) contender {
-	rps := make([]*redis.Pool, len(pools))
-	shas := make([]string, len(pools))
-	for i, p := range pools {
-		rps[i] = p.(*pool.Redigo).Redis()
-		c := rps[i].Get()
-		sha, err := redis.String(c.Do("SCRIPT", "LOAD", floorRelease))
-		c.Close()
-		if err != nil {
-			b.Fatal(err)
-		}
-		shas[i] = sha
-	}
-	quorum := len(pools)/2 + 1
-	const key = "quorumlock:contended-floor"
-	fanout := func(op func(c redis.Conn, i int) bool) int {
-		var wg sync.WaitGroup
-		var yes atomic.Int32
-		for i, rp := range rps {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				c := rp.Get()
-				defer c.Close()
-				if op(c, i) {
-					yes.Add(1)
-				}
-			}()
-		}
-		wg.Wait()
-		return int(yes.Load())
-	}
-	release := func(token string) {
-		fanout(func(c redis.Conn, i int) bool {
-			n, err := redis.Int(c.Do("EVALSHA", shas[i], 1, key, token))
-			return err == nil && n == 1
-		})
-	}
+	f := newFloor(b, pools, "quorumlock:contended-floor")
 	return func(ctx context.Context) (func(), error) {
-		var tok [16]byte
 		for {
-			_, _ = rand.Read(tok[:])
-			token := hex.EncodeToString(tok[:])
-			got := fanout(func(c redis.Conn, _ int) bool {
-				r, err := c.Do("SET", key, token, "NX", "PX", 10000)
-				return err == nil && r != nil
-			})
-			if got >= quorum {
-				return func() { release(token) }, nil
+			token, got := f.acquire()
+			if got >= f.quorum {
+				return func() { f.release(token) }, nil
 			}
 			if got > 0 {
-				release(token)
+				f.release(token)
 			}
 			time.Sleep(lo + mrand.N(hi-lo+1))
 		}

@@ -18,20 +18,20 @@ var ErrReleased = errors.New("lock released")
 // Done returns a channel closed when the lock ends: released, or lost (its
 // validity ran out, or automatic renewal failed). Err then says which.
 func (l *Lock) Done() <-chan struct{} {
-	l.mu.Lock()
-	l.watchLocked()
-	if l.settleLocked() {
-		l.mu.Unlock()
-		l.expire()
-		l.mu.Lock()
-	}
-	defer l.mu.Unlock()
-	return l.done
+	done, _ := l.state()
+	return done
 }
 
 // Err returns nil while the lock is held, and after Done is closed an error
 // matching ErrReleased or ErrLost (with the reason).
 func (l *Lock) Err() error {
+	_, cause := l.state()
+	return cause
+}
+
+// state returns the lock's done channel and cause, ending the lock first if
+// its validity has elapsed.
+func (l *Lock) state() (<-chan struct{}, error) {
 	l.mu.Lock()
 	l.watchLocked()
 	if l.settleLocked() {
@@ -40,7 +40,7 @@ func (l *Lock) Err() error {
 		l.mu.Lock()
 	}
 	defer l.mu.Unlock()
-	return l.cause
+	return l.done, l.cause
 }
 
 // Context returns a context derived from parent that is cancelled when the
@@ -70,14 +70,12 @@ func (c *lockContext) Deadline() (time.Time, bool) {
 // onEnd registers f to run once when the lock ends (at once if it has). The
 // returned function unregisters it.
 func (l *Lock) onEnd(f func(cause error)) (stop func()) {
-	l.mu.Lock()
-	l.watchLocked()
-	if l.settleLocked() {
-		l.mu.Unlock()
-		l.expire()
-		l.mu.Lock()
+	if _, cause := l.state(); cause != nil {
+		f(cause)
+		return func() {}
 	}
-	if l.cause != nil {
+	l.mu.Lock()
+	if l.cause != nil { // ended meanwhile
 		cause := l.cause
 		l.mu.Unlock()
 		f(cause)
