@@ -67,6 +67,9 @@ func (lk *Locker) fanout(ctx context.Context, list []int, timeout time.Duration,
 				err = errNodeTimeout{timeout: timeout}
 			}
 			r := reply{node: i, val: val, err: err, latency: lk.cfg.clock.Since(start)}
+			if err == nil {
+				lk.guard.observe(i, r.latency)
+			}
 			var then func()
 			if settle != nil {
 				then = settle(&r)

@@ -23,6 +23,9 @@ type guard struct {
 }
 
 type nodeGuard struct {
+	// latency is an average of the node's answer times, in ns (atomic).
+	latency atomic.Int64
+
 	mu sync.Mutex
 	// born estimates, on the client's clock, when the node last found itself
 	// without data; zero until the node first answered.
@@ -43,6 +46,26 @@ const rebirthSlack = 20 * time.Millisecond
 
 func newGuard(lk *Locker) *guard {
 	return &guard{lk: lk, origin: lk.cfg.clock.Now(), nodes: make([]nodeGuard, len(lk.nodes))}
+}
+
+// observe folds a successful answer's latency into node i's average.
+func (g *guard) observe(i int, d time.Duration) {
+	l := &g.nodes[i].latency
+	old := l.Load()
+	if old == 0 {
+		l.Store(int64(d))
+		return
+	}
+	l.Store(old + (int64(d)-old)/8)
+}
+
+// slowest returns the largest of the nodes' average latencies.
+func (g *guard) slowest() time.Duration {
+	var m int64
+	for i := range g.nodes {
+		m = max(m, g.nodes[i].latency.Load())
+	}
+	return time.Duration(m)
 }
 
 // used records a TTL this Locker obtains a lock for.

@@ -1,6 +1,7 @@
 package redlock
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -32,6 +33,11 @@ type Locker struct {
 	notify *notifier
 	renew  *renewer
 	guard  *guard
+
+	// stop ends background work (the first-use node check) at Close.
+	stop    context.Context
+	stopAll context.CancelFunc
+	checked sync.Once
 
 	mu     sync.RWMutex
 	closed bool
@@ -72,6 +78,7 @@ func New(nodes []pool.Pool, opts ...Option) (*Locker, error) {
 	}
 	lk.notify = newNotifier(lk)
 	lk.guard = newGuard(lk)
+	lk.stop, lk.stopAll = context.WithCancel(context.Background())
 	lk.renew = newRenewer(lk)
 	return lk, nil
 }
@@ -81,6 +88,28 @@ func New(nodes []pool.Pool, opts ...Option) (*Locker, error) {
 func isNilPointer(p pool.Pool) bool {
 	v := reflect.ValueOf(p)
 	return v.Kind() == reflect.Pointer && v.IsNil()
+}
+
+// checkOnce runs Check once, in the background, at the Locker's first use
+// when it has a logger, and logs what it finds (see NodeReport.Log): a node
+// setup that silently breaks the quorum is reported without anyone asking.
+func (lk *Locker) checkOnce() {
+	if lk.cfg.logger == nil {
+		return
+	}
+	lk.checked.Do(func() {
+		lk.mu.RLock()
+		defer lk.mu.RUnlock()
+		if lk.closed {
+			return
+		}
+		lk.bg.Go(func() error {
+			if rep, _ := lk.Check(lk.stop); rep != nil {
+				rep.Log(lk.stop, lk.cfg.logger)
+			}
+			return nil
+		})
+	})
 }
 
 // Quorum returns how many nodes must agree for a lock to be held.
@@ -104,6 +133,7 @@ func (lk *Locker) Close() error {
 	lk.mu.Lock()
 	lk.closed = true
 	lk.mu.Unlock()
+	lk.stopAll()
 	lk.notify.close()
 	lk.renew.close()
 	return lk.bg.Wait()

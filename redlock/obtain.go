@@ -49,6 +49,7 @@ func (lk *Locker) obtain(ctx context.Context, name string, ttl time.Duration, re
 	}
 	key := lk.key(name)
 	lk.guard.used(ttl)
+	lk.checkOnce()
 	var last error
 	var w *waiter // in line for release notices, after the first failure
 	var obtained bool
@@ -110,7 +111,7 @@ func (lk *Locker) obtain(ctx context.Context, name string, ttl time.Duration, re
 			// confirmed the subscription, try again at once: a release
 			// between the attempt and the subscription was not heard.
 			if w = lk.notify.register(key, ttl); w != nil {
-				lk.notify.awaitReady(ctx, w, lk.cfg.timeoutFor(ttl))
+				lk.notify.awaitReady(ctx, w, lk.timeoutFor(ttl))
 				continue
 			}
 		}
@@ -193,7 +194,7 @@ func (lk *Locker) attempt(ctx context.Context, name, key string, ttl time.Durati
 		lk:       lk,
 		keys:     []string{key},
 		token:    newToken(),
-		timeout:  lk.cfg.timeoutFor(ttl),
+		timeout:  lk.timeoutFor(ttl),
 		answered: make([]bool, len(lk.nodes)),
 	}
 	ttlms := strconv.FormatInt(ttl.Milliseconds(), 10)

@@ -27,12 +27,13 @@ const driftFloor = 2 * time.Millisecond
 type Option func(*config)
 
 type config struct {
-	clock       clock.Clock
-	driftFactor float64
-	backoff     Backoff
-	nodeTimeout time.Duration
-	prefix      string
-	fencing     bool
+	clock          clock.Clock
+	driftFactor    float64
+	backoff        Backoff
+	nodeTimeout    time.Duration // lower bound of the per-node timeout (0: from the TTL)
+	maxNodeTimeout time.Duration // upper bound (0: the validity budget)
+	prefix         string
+	fencing        bool
 
 	quarantine     time.Duration
 	noRestartGuard bool
@@ -75,11 +76,26 @@ const SafetyPoll = time.Second
 // available.
 var fallbackBackoff = ExponentialBackoff(2*time.Millisecond, 256*time.Millisecond)
 
-// WithNodeTimeout bounds each node's answer in every round. By default it is
-// a tenth of the TTL, between 100ms and 1s, and never more than the TTL minus
-// the drift allowance. A slow node does not slow a round whose
-// quorum answered: the round is decided without it.
-func WithNodeTimeout(d time.Duration) Option { return func(c *config) { c.nodeTimeout = d } }
+// WithNodeTimeout fixes how long a round waits for each node's answer. By
+// default the timeout adapts to the nodes (see WithNodeTimeoutBounds). A slow
+// node does not slow a round whose quorum answered: the round is decided
+// without it.
+func WithNodeTimeout(d time.Duration) Option {
+	return func(c *config) { c.nodeTimeout, c.maxNodeTimeout = d, d }
+}
+
+// WithNodeTimeoutBounds lets the per-node timeout adapt to the nodes'
+// observed latency within [lo, hi]: it is lo, or four times the average
+// latency of the slowest node when that is more, so that a node whose
+// answers grow slower is not failed by a timeout made for faster ones, and a
+// hung node still never holds a call past hi or the caller's context.
+// Latency is learnt from answers that came within the timeout (a node always
+// slower than lo is never heard: raise lo for it). It is never more than the
+// TTL minus the drift allowance. The default lo is a tenth of the TTL,
+// between 100ms and 1s; the default hi is the TTL minus the drift allowance.
+func WithNodeTimeoutBounds(lo, hi time.Duration) Option {
+	return func(c *config) { c.nodeTimeout, c.maxNodeTimeout = lo, hi }
+}
 
 // WithKeyPrefix sets the prefix of every lock's Redis key (default
 // "quorumlock:"). All Lockers sharing a lock must use the same prefix.
@@ -124,6 +140,9 @@ func WithoutClockJumpDetection() Option { return func(c *config) { c.noClockGuar
 
 // WithLogger logs what an operator must know (quarantined nodes, clock
 // jumps, lost locks) at Warn, and node errors and discarded votes at Debug.
+// With a logger, the Locker also checks its nodes once, in the background, at
+// its first use, and logs every finding of Check (a server listed twice, a
+// replica, an evicting memory policy...) once.
 func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
 
 // WithObserver calls f for every Event (obtain, failure, node error,
@@ -147,8 +166,10 @@ func (c *config) validate() error {
 		return invalidf("nil clock")
 	case !(c.driftFactor >= 0 && c.driftFactor < 0.5):
 		return invalidf("drift factor %v out of range [0, 0.5)", c.driftFactor)
-	case c.nodeTimeout < 0:
-		return invalidf("negative node timeout %v", c.nodeTimeout)
+	case c.nodeTimeout < 0 || c.maxNodeTimeout < 0:
+		return invalidf("negative node timeout")
+	case c.maxNodeTimeout != 0 && c.maxNodeTimeout < c.nodeTimeout:
+		return invalidf("node timeout bounds [%v, %v] are reversed", c.nodeTimeout, c.maxNodeTimeout)
 	case c.quarantine < 0:
 		return invalidf("negative quarantine %v", c.quarantine)
 	case strings.HasPrefix(c.prefix, reserved):
@@ -174,12 +195,23 @@ func (c *config) drift(ttl time.Duration) time.Duration {
 	return time.Duration(float64(ttl)*c.driftFactor) + driftFloor
 }
 
-// timeoutFor returns the per-node timeout of a round for a lock of this TTL.
-func (c *config) timeoutFor(ttl time.Duration) time.Duration {
+// timeoutFor returns the per-node timeout of a round for a lock of this TTL,
+// given the slowest node's average latency.
+func (c *config) timeoutFor(ttl, slowest time.Duration) time.Duration {
 	budget := ttl - c.drift(ttl)
-	d := c.nodeTimeout
-	if d == 0 {
-		d = min(max(ttl/10, 100*time.Millisecond), time.Second)
+	lo, hi := c.nodeTimeout, c.maxNodeTimeout
+	if lo == 0 {
+		lo = min(max(ttl/10, 100*time.Millisecond), time.Second)
 	}
-	return min(d, budget)
+	if hi == 0 {
+		hi = budget
+	}
+	// Waiting past the validity budget is pointless: no validity would be
+	// left.
+	return min(max(lo, min(4*slowest, hi)), budget)
+}
+
+// timeoutFor is the per-node timeout of a round, adapted to the nodes seen.
+func (lk *Locker) timeoutFor(ttl time.Duration) time.Duration {
+	return lk.cfg.timeoutFor(ttl, lk.guard.slowest())
 }

@@ -214,7 +214,7 @@ func (r *renewer) renew(batch []*Lock) {
 			l.stopReason = fmt.Sprintf("renewal stopped at the maximum hold time of %v (WithMaxHold)", k.maxHold)
 		default:
 			items = append(items, &renewItem{l: l, ttl: l.ttl, votes: make([]NodeVote, len(lk.nodes))})
-			if t := lk.cfg.timeoutFor(l.ttl); timeout == 0 || t < timeout {
+			if t := lk.timeoutFor(l.ttl); timeout == 0 || t < timeout {
 				timeout = t
 			}
 		}

@@ -15,7 +15,9 @@ const statusHelp = `usage: redlock status NAME [--json] [--timeout 5s] [--nodes 
 
 Shows, for each node, whether it holds the lock called NAME, with which token
 (shortened), for how much longer, and how fast the node answered; then
-whether one token holds it on a quorum of the nodes. Nothing is changed.
+whether one token holds it on a quorum of the nodes; then the node checks
+(same server listed twice, replicas, eviction policy, persistence, clock
+offset: see Locker.Check). Nothing is changed.
 
 Exit status: 0 held on a quorum, 3 not held on a quorum, 4 too few nodes
 answered to tell, 2 bad flags or node URLs.
@@ -70,6 +72,11 @@ func (c *cli) status(args []string) int {
 	// A timeout leaves the nodes that did not answer with its error: the
 	// report shows them as failed.
 	rep := newStatusReport(in)
+	// What INFO or CONFIG will not tell is "unknown" in the report, never a
+	// failure of the command.
+	if checks, _ := lk.Check(ctx); checks != nil {
+		rep.Checks = checks
+	}
 	if *asJSON {
 		enc := json.NewEncoder(c.stdout)
 		enc.SetIndent("", "  ")
@@ -99,6 +106,9 @@ type statusReport struct {
 	HolderTTLms *int64       `json:"holder_ttl_ms,omitempty"`
 	Answered    int          `json:"answered"`
 	Nodes       []nodeStatus `json:"nodes"`
+	// Checks is the node report (Locker.Check): what the quorum's safety
+	// rests on, node by node.
+	Checks *redlock.NodeReport `json:"checks,omitempty"`
 }
 
 type nodeStatus struct {
@@ -173,6 +183,9 @@ func (r statusReport) print(w io.Writer) {
 		}
 	default:
 		fmt.Fprintf(w, "UNKNOWN: %d of %d nodes answered; the others could make a quorum of %d\n", r.Answered, len(r.Nodes), r.Quorum)
+	}
+	if r.Checks != nil {
+		fmt.Fprintf(w, "\nnode checks:\n%s", r.Checks)
 	}
 }
 
