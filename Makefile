@@ -4,7 +4,7 @@ GO      ?= go
 QUORUMLOCK_REDIS_IMAGE ?= quorumlock/redis:local
 export QUORUMLOCK_REDIS_IMAGE
 GOTEST_TIMEOUT ?= 30m
-STATICCHECK_VERSION ?= 2025.1.1
+STATICCHECK_VERSION ?= latest
 BENCHSTAT_VERSION ?= latest
 
 .PHONY: all test unit demo redis-server image integration bench bench-contention lint fuzz fuzz-ci fips clean

@@ -99,7 +99,7 @@ func TestNoHandOver(t *testing.T) {
 			if r.lock.Token() == a.Token() {
 				t.Fatal("the lock was handed over")
 			}
-			if tt.opts != nil && len(tt.opts) == 1 && r.lock.Fence() != 0 && r.lock.Fence() <= a.Fence() {
+			if len(tt.opts) == 1 && r.lock.Fence() != 0 && r.lock.Fence() <= a.Fence() {
 				t.Errorf("fence %d after %d", r.lock.Fence(), a.Fence())
 			}
 		})

@@ -126,13 +126,6 @@ func (r *renewer) close() {
 	}
 }
 
-// queuedForRenewal returns how many locks the renewer keeps alive.
-func (lk *Locker) queuedForRenewal() int {
-	lk.renew.mu.Lock()
-	defer lk.renew.mu.Unlock()
-	return lk.renew.queue.Len()
-}
-
 func (r *renewer) loop() {
 	c := r.lk.cfg.clock
 	for {

@@ -265,12 +265,3 @@ func TestStartServerWithPassword(t *testing.T) {
 		t.Fatal("a server started with --requirepass is not ready after 12s")
 	}
 }
-
-// knownBug skips a test that shows a reported, not yet fixed bug, unless
-// QUORUMLOCK_SHOW_BUGS=1 asks to run it.
-func knownBug(t testing.TB, desc string) {
-	t.Helper()
-	if os.Getenv("QUORUMLOCK_SHOW_BUGS") != "1" {
-		t.Skip("BUG: " + desc + " (QUORUMLOCK_SHOW_BUGS=1 runs this test)")
-	}
-}
