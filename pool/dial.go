@@ -147,7 +147,7 @@ func urlProblem(err error) string {
 	case strings.Contains(msg, "invalid port"):
 		return "invalid port"
 	case strings.Contains(msg, "escape"):
-		return "invalid percent-escape (percent-encode @ : / ? # in user names and passwords)"
+		return "invalid percent-escape"
 	case strings.Contains(msg, "control character"):
 		return "control character in URL"
 	case strings.Contains(msg, "first path segment"):
