@@ -44,7 +44,9 @@ func invalidf(format string, args ...any) error {
 type NodeVote struct {
 	// Addr is the node's host:port.
 	Addr string
-	// Answered is false when the round was decided before the node replied.
+	// Answered is false when the round was decided before the node replied,
+	// or when the node was not asked: a contended attempt asks one node
+	// first, and no other when that node refuses.
 	Answered bool
 	// Yes is true when the node granted, released or extended the lock.
 	Yes bool
@@ -91,6 +93,10 @@ type QuorumError struct {
 	Quorum int    // yes votes needed
 	Votes  []NodeVote
 	Err    error // the sentinel
+
+	// gate is 1 + the index of the node that refused a gated attempt, whose
+	// other nodes were not asked; 0 otherwise.
+	gate int
 }
 
 func (e *QuorumError) Error() string {
@@ -166,6 +172,13 @@ func (e *QuorumError) Unwrap() []error {
 // expired on enough nodes for a quorum to be free, as seen by this round, and
 // false when the round does not tell (errors, keys with no expiry).
 func (e *QuorumError) HolderTTL() (time.Duration, bool) {
+	if e.gate > 0 {
+		// Only the gate was asked: the lock cannot be had before it frees.
+		if v := e.Votes[e.gate-1]; v.HolderTTL >= 0 {
+			return v.HolderTTL, true
+		}
+		return 0, false
+	}
 	return freeAfter(e.Votes, e.Quorum)
 }
 

@@ -119,9 +119,10 @@ func (e errNodeTimeout) Unwrap() error { return context.DeadlineExceeded }
 // Timeout reports true, as net errors do for timeouts.
 func (e errNodeTimeout) Timeout() bool { return true }
 
-// round gathers the votes of one fan-out.
+// round gathers the votes of one fan-out, or of two whose replies count
+// together (a contended attempt's gate, then the other nodes).
 type round struct {
-	ch       <-chan reply
+	ch, ch2  <-chan reply // ch2 may be nil
 	expected int
 	got      int
 	votes    []NodeVote
@@ -143,17 +144,24 @@ func (lk *Locker) newRound(ch <-chan reply, expected int) *round {
 // ctx ends. classify turns a reply into a vote.
 func (rd *round) collect(ctx context.Context, classify func(reply) NodeVote) error {
 	for ; rd.got < rd.expected && !rd.tally.Decided(); rd.got++ {
+		var r reply
 		select {
-		case r := <-rd.ch:
-			v := classify(r)
-			v.Addr, v.Answered, v.Latency = rd.votes[r.node].Addr, true, r.latency
-			rd.votes[r.node] = v
-			rd.tally.Add(v.Yes && v.Err == nil)
+		case r = <-rd.ch:
+		case r = <-rd.ch2:
 		case <-ctx.Done():
 			return ctx.Err()
 		}
+		rd.add(r, classify)
 	}
 	return nil
+}
+
+// add counts one reply.
+func (rd *round) add(r reply, classify func(reply) NodeVote) {
+	v := classify(r)
+	v.Addr, v.Answered, v.Latency = rd.votes[r.node].Addr, true, r.latency
+	rd.votes[r.node] = v
+	rd.tally.Add(v.Yes && v.Err == nil)
 }
 
 // collect runs a whole round at once; see round.collect.

@@ -15,10 +15,19 @@ import (
 // first attempt failed and it subscribed), with the channel of its result.
 func waitInLine(t *testing.T, c *cluster, lk *redlock.Locker, name string, ttl time.Duration) <-chan result {
 	t.Helper()
-	before, _ := c.nodes[0].Calls()
+	received := func() int {
+		total := 0
+		for _, n := range c.nodes {
+			r, _ := n.Calls()
+			total += r
+		}
+		return total
+	}
+	before := received()
 	ch := start(func() (*redlock.Lock, error) { return lk.Obtain(context.Background(), name, ttl) })
-	// Two refused attempts: the first, and the one right after subscribing.
-	eventually(t, "the waiter is in line", func() bool { n, _ := c.nodes[0].Calls(); return n >= before+2 })
+	// Two refused attempts: the first, on every node, and the one right
+	// after subscribing, at the gate.
+	eventually(t, "the waiter is in line", func() bool { return received() >= before+len(c.nodes)+1 })
 	time.Sleep(2 * time.Millisecond)
 	return ch
 }

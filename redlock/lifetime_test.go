@@ -288,11 +288,16 @@ func TestWaiterWokenByReleaseNotice(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := start(func() (*redlock.Lock, error) { return waiter.Obtain(ctx, "x", ttl) })
-	// The waiter fails, subscribes, fails again and sleeps on the fake
-	// clock, which stands still from here on: only a notice can wake it.
+	// The waiter fails on every node, subscribes, fails again at the gate
+	// and sleeps on the fake clock, which stands still from here on: only a
+	// notice can wake it.
 	eventually(t, "waiter asleep", func() bool {
-		_, applied := c.nodes[0].Calls()
-		return applied >= 3 && c.clock.Pending() > 0
+		total := 0
+		for _, n := range c.nodes {
+			_, applied := n.Calls()
+			total += applied
+		}
+		return total >= 3+3+1 && c.clock.Pending() > 0
 	})
 	time.Sleep(5 * time.Millisecond)
 	if err := l.Release(ctx); err != nil {

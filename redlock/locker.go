@@ -34,6 +34,11 @@ type Locker struct {
 	renew  *renewer
 	guard  *guard
 
+	// gates lists the node indexes by address, for picking a contended
+	// attempt's gate; hot records the locks recently found contended.
+	gates []int
+	hot   hotKeys
+
 	// stop ends background work (the first-use node check) at Close.
 	stop    context.Context
 	stopAll context.CancelFunc
@@ -76,6 +81,7 @@ func New(nodes []pool.Pool, opts ...Option) (*Locker, error) {
 		quorum: quorum.Of(len(nodes)),
 		cfg:    cfg,
 	}
+	lk.gates = gateOrder(lk.Nodes())
 	lk.notify = newNotifier(lk)
 	lk.guard = newGuard(lk)
 	lk.stop, lk.stopAll = context.WithCancel(context.Background())

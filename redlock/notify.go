@@ -20,7 +20,8 @@ const pingEvery = 5 * time.Second
 // goroutine of this Locker waits for. The release script publishes on the
 // lock's channel after deleting the key. A waiter is woken when a quorum of
 // nodes has announced a release since it last tried — then the lock is free
-// on a quorum — or at once when a lock of this Locker is released. Only the
+// on a quorum —, when the lock's gate node announced one (see gate.go), or
+// at once when a lock of this Locker is released. Only the
 // first waiter in line is woken per release, so goroutines sharing a Locker
 // take turns instead of all racing for every release.
 type notifier struct {
@@ -37,6 +38,7 @@ type notifier struct {
 // nameWait is the waiting state of one lock key.
 type nameWait struct {
 	key       string
+	gate      int      // the key's gate node (gate.go)
 	counts    []uint64 // releases announced per node
 	confirmed []bool   // subscription active per node
 	ready     chan struct{}
@@ -78,6 +80,7 @@ func (n *notifier) register(key string, ttl time.Duration) *waiter {
 	if nw == nil {
 		nw = &nameWait{
 			key:       key,
+			gate:      n.lk.gate(key),
 			counts:    make([]uint64, len(n.nodes)),
 			confirmed: make([]bool, len(n.nodes)),
 			ready:     make(chan struct{}),
@@ -226,7 +229,11 @@ func (n *notifier) notice(i int, key string) {
 	}
 	nw.counts[i]++
 	for _, w := range nw.waiters {
-		if w.announced() >= n.lk.quorum {
+		// A contended attempt needs the gate free first: its release
+		// alone is worth a try (the others were freed by the same owner,
+		// or will be), and a gate that answers late must not leave the
+		// waiters asleep until their timer.
+		if w.announced() >= n.lk.quorum || (i == nw.gate && nw.counts[i] > w.snap[i]) {
 			n.wakeFirstLocked(nw)
 			return
 		}

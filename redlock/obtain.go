@@ -62,13 +62,15 @@ func (lk *Locker) obtain(ctx context.Context, name string, ttl time.Duration, re
 			_ = orphan.Release(context.WithoutCancel(ctx))
 		}
 	}()
-	splits := 0 // consecutive attempts that won some nodes but no quorum
+	splits := 0       // consecutive attempts that won some nodes but no quorum
+	timedOut := false // the last wait ended by its timer, not by a notice
 	if retry && lk.notify.waiting(key) {
 		// Others of this Locker are in line: queue behind them instead of
 		// racing the one a release is about to wake.
 		if w = lk.notify.register(key, ttl); w != nil {
 			wait, _ := lk.backoff(w, 1)
-			_, handed, err := lk.wait(ctx, w, wait)
+			woken, handed, err := lk.wait(ctx, w, wait)
+			timedOut = !woken
 			if err != nil {
 				return nil, contextError("obtain", name, err, nil)
 			}
@@ -86,14 +88,22 @@ func (lk *Locker) obtain(ctx context.Context, name string, ttl time.Duration, re
 			lk.notify.rearm(w)
 		}
 		began := lk.cfg.clock.Now()
-		l, err := lk.attempt(ctx, name, key, ttl)
+		// A contended attempt goes through the gate (gate.go), unless it
+		// follows a wait that no notice ended: then the gate's refusals may
+		// come from a stale key the rest of the quorum no longer has, and
+		// every node is asked. A single attempt asks every node too.
+		gated := retry && !timedOut && lk.hot.hot(key, began)
+		l, err := lk.attempt(ctx, name, key, ttl, gated)
 		took := lk.cfg.clock.Since(began)
 		if err == nil {
 			obtained = true
 			return l, nil
 		}
 		if cerr := ctxEnded(ctx); cerr != nil {
-			if !errors.Is(err, cerr) { // the attempt failed for a reason of its own first
+			// Report why this attempt failed, unless the context cut it
+			// short (its nodes then fail for want of time, which says
+			// nothing about the lock) and an earlier attempt tells more.
+			if !errors.Is(err, cerr) && (last == nil || !errors.Is(err, ErrNoQuorum)) {
 				last = err
 			}
 			return nil, contextError("obtain", name, cerr, last)
@@ -136,7 +146,7 @@ func (lk *Locker) obtain(ctx context.Context, name string, ttl time.Duration, re
 				splits = 0
 			}
 		}
-		_, handed, err := lk.wait(ctx, w, wait)
+		woken, handed, err := lk.wait(ctx, w, wait)
 		if err != nil {
 			return nil, contextError("obtain", name, err, last)
 		}
@@ -144,6 +154,7 @@ func (lk *Locker) obtain(ctx context.Context, name string, ttl time.Duration, re
 			obtained = true
 			return handed, nil
 		}
+		timedOut = !woken
 	}
 }
 
@@ -188,8 +199,9 @@ func contextError(op, name string, ctxErr, last error) error {
 	return fmt.Errorf("redlock: %s %q: %w; last attempt: %w", op, name, ctxErr, last)
 }
 
-// attempt is one round of acquire calls to every node.
-func (lk *Locker) attempt(ctx context.Context, name, key string, ttl time.Duration) (*Lock, error) {
+// attempt is one round of acquire calls to every node; a gated attempt
+// asks the lock's gate first (see gate.go).
+func (lk *Locker) attempt(ctx context.Context, name, key string, ttl time.Duration, gated bool) (*Lock, error) {
 	a := &acquisition{
 		lk:       lk,
 		keys:     []string{key},
@@ -203,29 +215,56 @@ func (lk *Locker) attempt(ctx context.Context, name, key string, ttl time.Durati
 		script, keys = scripts.AcquireFenced, append(keys, lk.cfg.fenceKey())
 	}
 	start := lk.cfg.clock.Now()
-	ch, n, err := lk.fanout(ctx, nil, a.timeout, func(ctx context.Context, p pool.Pool) (any, error) {
+	acquire := func(ctx context.Context, p pool.Pool) (any, error) {
 		return p.Eval(ctx, script, keys, a.token, ttlms)
-	}, func(r *reply) func() {
+	}
+	settle := func(r *reply) func() {
 		// Every reply, stragglers' included, tells the guard about its node.
 		lk.judgeAcquire(r, start)
 		return a.settle(r)
-	})
-	if err != nil {
-		return nil, err
 	}
-	rd := lk.newRound(ch, n)
 	classify := func(r reply) NodeVote { return lk.classifyAcquire(name, r) }
-	cerr := rd.collect(ctx, classify)
+	var (
+		rd      *round
+		cerr    error
+		refused bool
+	)
+	if gated && len(lk.nodes) > 1 {
+		rd, refused, cerr = lk.gatedRound(ctx, key, a, acquire, settle, classify)
+		if rd == nil {
+			return nil, cerr
+		}
+	} else {
+		ch, n, err := lk.fanout(ctx, nil, a.timeout, acquire, settle)
+		if err != nil {
+			return nil, err
+		}
+		rd = lk.newRound(ch, n)
+	}
+	if cerr == nil && !refused {
+		cerr = rd.collect(ctx, classify)
+	}
 	// A quorum reached with the vote of a node that lost its data is no
 	// quorum: now that more nodes have answered, judge every yes again, and
 	// read on if some are discarded.
 	for cerr == nil && rd.tally.Reached() && lk.guard.recheck(name, rd, lk.cfg.clock.Now()) > 0 {
 		cerr = rd.collect(ctx, classify)
 	}
+	for _, v := range rd.votes {
+		if v.Holder != "" {
+			lk.hot.mark(key, lk.cfg.clock.Now())
+			break
+		}
+	}
 	votes, tally := rd.votes, rd.tally
+	var err error
 	switch {
 	case cerr != nil:
 		err = cerr
+	case refused:
+		// The gate refused: the lock is held, and the other nodes were
+		// not asked.
+		err = &QuorumError{Op: "obtain", Name: name, Quorum: lk.quorum, Votes: votes, Err: ErrHeld, gate: 1 + lk.gate(key)}
 	case tally.Reached():
 		var fence int64
 		if lk.cfg.fencing {
@@ -267,6 +306,46 @@ func (lk *Locker) attempt(ctx context.Context, name, key string, ttl time.Durati
 		}
 	}
 	return nil, err
+}
+
+// gatedRound asks key's gate for the lock, and the other nodes once the
+// gate has granted it, failed, or stayed silent for gateWait; the replies
+// count in one round. refused reports that the gate refused: the other nodes
+// are not asked. rd is nil when no call was made (the Locker is closed); an
+// error with rd set (the caller's context ended, or Close began before the
+// other nodes were asked) leaves the attempt to be cleaned up.
+func (lk *Locker) gatedRound(ctx context.Context, key string, a *acquisition, op nodeOp, settle func(*reply) func(), classify func(reply) NodeVote) (rd *round, refused bool, err error) {
+	g := lk.gate(key)
+	first, _, err := lk.fanout(ctx, []int{g}, a.timeout, op, settle)
+	if err != nil {
+		return nil, false, err
+	}
+	rd = lk.newRound(first, len(lk.nodes))
+	t := lk.cfg.clock.NewTimer(lk.gateWait(g, a.timeout))
+	defer t.Stop()
+	select {
+	case r := <-first:
+		rd.add(r, classify)
+		rd.got++
+		if v := rd.votes[g]; v.Err == nil && !v.Yes && v.Discarded == "" {
+			return rd, true, nil
+		}
+	case <-t.C():
+	case <-ctx.Done():
+		return rd, false, ctx.Err()
+	}
+	others := make([]int, 0, len(lk.nodes)-1)
+	for i := range lk.nodes {
+		if i != g {
+			others = append(others, i)
+		}
+	}
+	rest, _, err := lk.fanout(ctx, others, a.timeout, op, settle)
+	if err != nil {
+		return rd, false, err
+	}
+	rd.ch2 = rest
+	return rd, false, nil
 }
 
 // judgedAcquire is an acquire reply decoded and judged by the guard.
@@ -400,9 +479,11 @@ func (a *acquisition) release(ctx context.Context, p pool.Pool) (any, error) {
 	return p.Eval(ctx, scripts.Release, a.keys, a.token)
 }
 
-// cleanup is release without the announcement, for keys of failed attempts.
+// cleanup removes a failed attempt's key from one node. It announces the
+// release like any other: contenders refused by this key (votes split
+// between several attempts) wait for that notice.
 func (a *acquisition) cleanup(ctx context.Context, p pool.Pool) (any, error) {
-	return p.Eval(ctx, scripts.Cleanup, a.keys, a.token)
+	return a.release(ctx, p)
 }
 
 // releaseNow releases node i from the calling goroutine, bounded by the

@@ -570,30 +570,48 @@ func TestObtainBackoffGivesUp(t *testing.T) {
 		t.Fatalf("Obtain = %v, want the last attempt's ErrHeld", r.err)
 	}
 	quorumError(t, r.err)
-	// The last round was decided without waiting for every node: its calls
-	// may still be on their way.
-	eventually(t, "three attempts reach every node", func() bool {
+	// The first attempt asks every node; the two after it, made once the
+	// lock is known to be contended, ask the gate first, which refuses. The
+	// last round was decided without waiting for every node: its calls may
+	// still be on their way.
+	counts := func() (most, least int) {
+		least = 1 << 30
 		for _, p := range probes {
-			if p.(*probe).count(scripts.Acquire.Name) < 3 {
+			n := p.(*probe).count(scripts.Acquire.Name)
+			most, least = max(most, n), min(least, n)
+		}
+		return most, least
+	}
+	eventually(t, "three attempts reach the gate, the first every node", func() bool {
+		most, least := counts()
+		return most >= 3 && least >= 1
+	})
+	if most, _ := counts(); most != 3 {
+		t.Errorf("the busiest node saw %d attempts, want 3", most)
+	}
+	before := make([]int, len(probes))
+	for i, p := range probes {
+		before[i] = p.(*probe).count(scripts.Acquire.Name)
+	}
+
+	// NoRetry makes exactly one attempt; a new Locker has seen no
+	// contention, so it asks every node.
+	lk = newLocker(t, c.clock, probes, redlock.WithBackoff(redlock.NoRetry()))
+	if err := within(t, "Obtain", func() error { _, err := lk.Obtain(t.Context(), "g", time.Second); return err }); !errors.Is(err, redlock.ErrHeld) {
+		t.Fatalf("Obtain with NoRetry = %v, want ErrHeld", err)
+	}
+	eventually(t, "the attempt reaches every node", func() bool {
+		for i, p := range probes {
+			if p.(*probe).count(scripts.Acquire.Name) < before[i]+1 {
 				return false
 			}
 		}
 		return true
 	})
-	for _, p := range probes {
-		if got := p.(*probe).count(scripts.Acquire.Name); got != 3 {
-			t.Errorf("%s: %d attempts, want 3", p.Addr(), got)
+	for i, p := range probes {
+		if got := p.(*probe).count(scripts.Acquire.Name) - before[i]; got != 1 {
+			t.Errorf("%s: NoRetry made %d attempts, want 1", p.Addr(), got)
 		}
-	}
-
-	// NoRetry makes exactly one attempt.
-	lk = newLocker(t, c.clock, probes, redlock.WithBackoff(redlock.NoRetry()))
-	if err := within(t, "Obtain", func() error { _, err := lk.Obtain(t.Context(), "g", time.Second); return err }); !errors.Is(err, redlock.ErrHeld) {
-		t.Fatalf("Obtain with NoRetry = %v, want ErrHeld", err)
-	}
-	eventually(t, "the attempt reaches the node", func() bool { return probes[0].(*probe).count(scripts.Acquire.Name) >= 4 })
-	if got := probes[0].(*probe).count(scripts.Acquire.Name); got != 4 {
-		t.Errorf("NoRetry made %d attempts, want 1", got-3)
 	}
 }
 

@@ -197,15 +197,13 @@ func (n *Node) run(name string, keys []string, args []any) (any, error) {
 	switch name {
 	case "acquire", "acquire-fenced":
 		return n.acquire(name, keys, str(0), ms)
-	case "release", "cleanup":
+	case "release":
 		if exists && e.notString {
 			return nil, wrongType
 		}
 		if exists && e.val == str(0) {
 			delete(n.keys, key)
-			if name == "release" {
-				n.publish(key)
-			}
+			n.publish(key)
 			return int64(1), nil
 		}
 		return int64(0), nil

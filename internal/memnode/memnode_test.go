@@ -205,11 +205,11 @@ func TestSetDelay(t *testing.T) {
 	}
 }
 
-// Release, Cleanup and Extend only touch a key holding the caller's token.
+// Release and Extend only touch a key holding the caller's token.
 func TestOwnerCheckedScripts(t *testing.T) {
 	n, c := newNode()
 	n.Set("k", "mine", time.Second)
-	for _, s := range []*pool.Script{scripts.Release, scripts.Cleanup} {
+	for _, s := range []*pool.Script{scripts.Release} {
 		if flag(t, n, s, "k", "theirs") {
 			t.Errorf("%s with a foreign token succeeded", s.Name)
 		}
@@ -230,7 +230,7 @@ func TestOwnerCheckedScripts(t *testing.T) {
 	if !flag(t, n, scripts.Release, "k", "mine") {
 		t.Error("release by the owner failed")
 	}
-	for _, s := range []*pool.Script{scripts.Release, scripts.Cleanup} {
+	for _, s := range []*pool.Script{scripts.Release} {
 		if flag(t, n, s, "k", "mine") {
 			t.Errorf("%s of an absent key succeeded", s.Name)
 		}
@@ -256,7 +256,6 @@ func TestNonStringKey(t *testing.T) {
 		args []any
 	}{
 		{scripts.Release, []any{"tok"}},
-		{scripts.Cleanup, []any{"tok"}},
 		{scripts.Extend, []any{"tok", 1000}},
 	} {
 		if _, err := n.Eval(context.Background(), tc.s, []string{"list"}, tc.args...); !errors.Is(err, pool.ErrWrongType) {
@@ -345,13 +344,12 @@ func TestConformsToRedis(t *testing.T) {
 		call(scripts.Extend, "k", tokB, 1000),
 		call(scripts.Extend, "k", tokA, 120000),
 		call(scripts.Release, "k", tokB),
-		call(scripts.Cleanup, "k", tokB),
 		call(scripts.Release, "k", tokA),
 		call(scripts.Release, "k", tokA),
 		call(scripts.Extend, "k", tokA, 1000),
 		acquire("k", tokB, 60000),
-		call(scripts.Cleanup, "k", tokB),
-		call(scripts.Cleanup, "k", tokB),
+		call(scripts.Release, "k", tokB),
+		call(scripts.Release, "k", tokB),
 		{setup: func() {
 			mem.Set("forever", tokB, 0)
 			if _, err := conn.Do("SET", "forever", tokB); err != nil {
@@ -365,7 +363,6 @@ func TestConformsToRedis(t *testing.T) {
 			}
 		}, script: scripts.Acquire, key: "list", args: []any{tokA, 1000}},
 		call(scripts.Release, "list", tokA),
-		call(scripts.Cleanup, "list", tokA),
 		call(scripts.Extend, "list", tokA, 1000),
 	}
 	describe := func(reply any, err error, s *pool.Script) string {

@@ -79,15 +79,6 @@ return 0
 // HolderIDLen is how many characters of the holder's token Acquire returns.
 const HolderIDLen = 8
 
-// Cleanup is Release without the notice: it removes what a failed attempt
-// acquired on some nodes, which frees no lock that anyone waits for.
-var Cleanup = &pool.Script{Name: "cleanup", Src: `
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-`}
-
 // Release deletes KEYS[1] only if it holds the token ARGV[1], and then
 // publishes an empty message on the channel named KEYS[1] so that waiters
 // learn at once that the lock is free on this node. Reply: 1 when deleted, 0

@@ -128,7 +128,7 @@ func TestInt(t *testing.T) {
 func TestScriptRules(t *testing.T) {
 	absolute := regexp.MustCompile(`(?i)'(PXAT|EXAT|PEXPIREAT|EXPIREAT)'`)
 	keyFromArgs := regexp.MustCompile(`redis\.p?call\(\s*'[A-Za-z]+'\s*,\s*ARGV`)
-	for _, s := range []*pool.Script{scripts.Acquire, scripts.Cleanup, scripts.Release, scripts.Extend, scripts.ExtendMany} {
+	for _, s := range []*pool.Script{scripts.Acquire, scripts.Release, scripts.Extend, scripts.ExtendMany} {
 		if s.Name == "" || strings.TrimSpace(s.Src) == "" {
 			t.Errorf("script %q has no name or source", s.Name)
 		}
@@ -233,7 +233,7 @@ func TestScriptsOnRedis(t *testing.T) {
 	if _, pttl := get("k"); pttl <= 119000 || pttl > 120000 {
 		t.Errorf("after extend: PTTL %d", pttl)
 	}
-	for _, s := range []*pool.Script{scripts.Release, scripts.Cleanup} {
+	for _, s := range []*pool.Script{scripts.Release} {
 		if flag(s, "k", tokB) {
 			t.Errorf("%s with a foreign token succeeded", s.Name)
 		}
@@ -247,7 +247,7 @@ func TestScriptsOnRedis(t *testing.T) {
 	if v, _ := get("k"); v != "" {
 		t.Errorf("after release the key holds %q", v)
 	}
-	for _, s := range []*pool.Script{scripts.Release, scripts.Cleanup, scripts.Extend} {
+	for _, s := range []*pool.Script{scripts.Release, scripts.Extend} {
 		args := []any{tokA}
 		if s == scripts.Extend {
 			args = append(args, 1000)
@@ -259,8 +259,8 @@ func TestScriptsOnRedis(t *testing.T) {
 	if ar := acquire("k", tokB, 60000); !ar.Granted {
 		t.Errorf("acquire after release: %+v", ar)
 	}
-	if !flag(scripts.Cleanup, "k", tokB) {
-		t.Error("cleanup by the owner failed")
+	if !flag(scripts.Release, "k", tokB) {
+		t.Error("release by the owner failed")
 	}
 
 	// A key without expiry is reported as such.
@@ -278,7 +278,7 @@ func TestScriptsOnRedis(t *testing.T) {
 	if _, err := p.Eval(ctx, scripts.Acquire, []string{"list", bootMarker}, tokA, 1000); !errors.Is(err, pool.ErrWrongType) {
 		t.Errorf("acquire of a list = %v, want ErrWrongType", err)
 	}
-	for _, s := range []*pool.Script{scripts.Release, scripts.Cleanup} {
+	for _, s := range []*pool.Script{scripts.Release} {
 		reply, err := run(s, "list", tokA)
 		if ok, _ := scripts.DecodeFlag(reply); err == nil && ok {
 			t.Errorf("%s deleted a list", s.Name)
@@ -308,8 +308,8 @@ func TestScriptsOnRedis(t *testing.T) {
 	}
 }
 
-// Release announces the release on the key's channel; Cleanup, for keys of
-// failed attempts that nobody waits for, does not.
+// Release announces on the key's channel when it deletes the key, and only
+// then: a release with another token, or of an absent key, frees nothing.
 func TestReleasePublishes(t *testing.T) {
 	srv := redistest.Start(t, 1)[0]
 	p := redistest.Pools(t, []*redistest.Server{srv})[0]
@@ -327,16 +327,15 @@ func TestReleasePublishes(t *testing.T) {
 	if _, ok := psc.Receive().(redis.Subscription); !ok {
 		t.Fatal("no subscription confirmation")
 	}
-	for _, s := range []*pool.Script{scripts.Cleanup, scripts.Release} {
-		if _, err := p.Eval(ctx, scripts.Acquire, []string{"k", bootMarker}, "tok", 60000); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := p.Eval(ctx, s, []string{"k"}, "tok"); err != nil {
+	if _, err := p.Eval(ctx, scripts.Acquire, []string{"k", bootMarker}, "tok", 60000); err != nil {
+		t.Fatal(err)
+	}
+	for _, tok := range []string{"another", "tok", "tok"} {
+		if _, err := p.Eval(ctx, scripts.Release, []string{"k"}, tok); err != nil {
 			t.Fatal(err)
 		}
 	}
-	// Only one message arrives, and it is the Release's: the Cleanup ran
-	// first and published nothing.
+	// Only one message arrives: the owner's first release.
 	if err := psc.Ping("end"); err != nil {
 		t.Fatal(err)
 	}
@@ -350,7 +349,7 @@ func TestReleasePublishes(t *testing.T) {
 			}
 		case redis.Pong:
 			if messages != 1 {
-				t.Errorf("%d release messages, want 1 (from Release, none from Cleanup)", messages)
+				t.Errorf("%d release messages, want 1 (from the release that deleted the key)", messages)
 			}
 			return
 		case error:

@@ -1,0 +1,230 @@
+package redlock_test
+
+import (
+	"context"
+	"errors"
+	"maps"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/quorumlock/quorumlock/internal/scripts"
+	"github.com/quorumlock/quorumlock/pool"
+	"github.com/quorumlock/quorumlock/redlock"
+)
+
+// gateCluster is five counted in-memory nodes, a rival Locker holding "g",
+// and a Locker that has found it held once, so that its next attempt on "g"
+// is a contended one.
+type gateCluster struct {
+	*cluster
+	probes []*probe
+	rival  *redlock.Lock
+}
+
+func newGateCluster(t *testing.T) *gateCluster {
+	t.Helper()
+	gc := &gateCluster{cluster: newCluster(t, 5)}
+	for _, n := range gc.nodes {
+		gc.probes = append(gc.probes, newProbe(n))
+	}
+	rival := newLocker(t, gc.clock, gc.pools(), redlock.WithNodeTimeout(time.Hour))
+	gc.rival = obtainEverywhere(t, gc.cluster, rival, "g", time.Minute)
+	return gc
+}
+
+// pools returns the probes as pools, in the order given.
+func (gc *gateCluster) poolsIn(order []int) []pool.Pool {
+	ps := make([]pool.Pool, len(order))
+	for k, i := range order {
+		ps[k] = gc.probes[i]
+	}
+	return ps
+}
+
+// counts returns how many acquire calls each node has received, once
+// the calls in flight have arrived: at least want in all.
+func (gc *gateCluster) counts(t *testing.T, want int) []int {
+	t.Helper()
+	read := func() []int {
+		out := make([]int, len(gc.probes))
+		for i, p := range gc.probes {
+			out[i] = p.count(scripts.Acquire.Name)
+		}
+		return out
+	}
+	eventually(t, "the calls reach the nodes", func() bool { return sum(read()) >= want })
+	return read()
+}
+
+// twoAttempts is a Backoff for Obtain that gives up after two attempts:
+// the second follows the first at once (once the Locker has subscribed), as
+// in any Obtain.
+var twoAttempts = redlock.LimitAttempts(redlock.ConstantBackoff(time.Hour), 2)
+
+// locker returns a Locker over the probes in order whose Obtain makes two
+// attempts.
+func (gc *gateCluster) locker(t *testing.T, order []int) *redlock.Locker {
+	t.Helper()
+	return newLocker(t, gc.clock, gc.poolsIn(order), redlock.WithNodeTimeout(time.Hour), redlock.WithBackoff(twoAttempts))
+}
+
+func diff(after, before []int) []int {
+	d := make([]int, len(after))
+	for i := range after {
+		d[i] = after[i] - before[i]
+	}
+	return d
+}
+
+// gateOf has lk, which has not seen "g" held yet, Obtain it while it is
+// held: the first attempt asks every node, the second, contended, only the
+// gate, which refuses. It returns the gate.
+func (gc *gateCluster) gateOf(t *testing.T, lk *redlock.Locker) int {
+	t.Helper()
+	before := gc.counts(t, 0)
+	_, err := lk.Obtain(t.Context(), "g", time.Minute)
+	if !errors.Is(err, redlock.ErrHeld) {
+		t.Fatalf("Obtain of a held lock = %v, want ErrHeld", err)
+	}
+	d := diff(gc.counts(t, sum(before)+len(gc.probes)+1), before)
+	asked := []int{}
+	for i, n := range d {
+		if n == 2 {
+			asked = append(asked, i)
+		} else if n != 1 {
+			asked = nil
+			break
+		}
+	}
+	if len(asked) != 1 {
+		t.Fatalf("two attempts, the second contended, made calls %v; want one on every node, and a second on one", d)
+	}
+	// The wait the error suggests is the gate holder's TTL.
+	if ttl, ok := quorumError(t, err).HolderTTL(); !ok || ttl <= 0 || ttl > time.Minute {
+		t.Errorf("HolderTTL of a gate refusal = %v, %v; want the holder's TTL", ttl, ok)
+	}
+	return asked[0]
+}
+
+func sum(xs []int) int {
+	s := 0
+	for _, x := range xs {
+		s += x
+	}
+	return s
+}
+
+// A contended attempt asks one node, the same one for every Locker listing
+// the same nodes whatever their order; when it refuses, no other is asked.
+func TestContendedAttemptAsksTheGateOnly(t *testing.T) {
+	gc := newGateCluster(t)
+	orders := [][]int{{0, 1, 2, 3, 4}, {4, 3, 2, 1, 0}, {2, 0, 4, 1, 3}}
+	gate := -1
+	for _, order := range orders {
+		g := gc.gateOf(t, gc.locker(t, order))
+		if gate >= 0 && g != gate {
+			t.Fatalf("Lockers with nodes in order %v and %v have gates %d and %d", orders[0], order, gate, g)
+		}
+		gate = g
+	}
+}
+
+// Different locks spread their gates over the nodes.
+func TestGatesSpreadOverNodes(t *testing.T) {
+	gc := &gateCluster{cluster: newCluster(t, 5)}
+	for _, n := range gc.nodes {
+		gc.probes = append(gc.probes, newProbe(n))
+	}
+	lk := gc.locker(t, []int{0, 1, 2, 3, 4})
+	names := []string{"a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l"}
+	gates := map[int]bool{}
+	for _, name := range names {
+		for _, n := range gc.nodes {
+			n.Set(lockKey(name), "someone", time.Hour)
+		}
+		before := gc.counts(t, 0)
+		// The first attempt finds it held, the second is contended.
+		if _, err := lk.Obtain(t.Context(), name, time.Minute); !errors.Is(err, redlock.ErrHeld) {
+			t.Fatal(err)
+		}
+		for i, n := range diff(gc.counts(t, sum(before)+6), before) {
+			if n == 2 {
+				gates[i] = true
+			}
+		}
+	}
+	if len(gates) < 2 {
+		t.Errorf("%d locks were all gated by nodes %v, want their gates spread", len(names), slices.Sorted(maps.Keys(gates)))
+	}
+}
+
+// A gate that fails or stays silent does not stop a contended attempt: the
+// other nodes are asked at once, or after a short wait, and grant the lock.
+func TestContendedAttemptGoesOnWithoutItsGate(t *testing.T) {
+	for _, tt := range []struct {
+		name      string
+		breakGate func(p *probe)
+	}{
+		{"gate fails", func(p *probe) { p.Fail(errors.New("connection refused")) }},
+		{"gate hangs", func(p *probe) { p.Hang() }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			gc := newGateCluster(t)
+			lk := gc.locker(t, []int{0, 1, 2, 3, 4})
+			gate := gc.gateOf(t, lk)
+			if err := gc.rival.Release(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			tt.breakGate(gc.probes[gate])
+			before := gc.counts(t, 0)
+			ch := start(func() (*redlock.Lock, error) { return lk.Obtain(context.Background(), "g", time.Minute) })
+			r, at := driveUntil(t, gc.clock, epoch.Add(time.Second), ch)
+			if r.err != nil {
+				t.Fatalf("Obtain without its gate = %v", r.err)
+			}
+			if wait := at.Sub(epoch); wait > 10*time.Millisecond {
+				t.Errorf("the attempt waited %v for its gate", wait)
+			}
+			d := diff(gc.counts(t, sum(before)+5), before)
+			for i, n := range d {
+				if n != 1 {
+					t.Errorf("node %d was asked %d times, want once (calls %v)", i, n, d)
+				}
+			}
+			if err := r.lock.Release(t.Context()); err != nil {
+				t.Errorf("Release: %v", err)
+			}
+		})
+	}
+}
+
+// Obtain on a lock found held goes through the gate from its first attempt,
+// for a while: once contention is forgotten, its first attempt asks every
+// node again. TryObtain always asks every node: its single attempt must not
+// fail on a gate that still holds a key the rest of the quorum has freed.
+func TestContentionIsForgotten(t *testing.T) {
+	gc := newGateCluster(t)
+	lk := gc.locker(t, []int{0, 1, 2, 3, 4})
+	gate := gc.gateOf(t, lk)
+	want := func(what string, obtain func() error, calls []int) {
+		t.Helper()
+		before := gc.counts(t, 0)
+		if err := obtain(); !errors.Is(err, redlock.ErrHeld) {
+			t.Fatalf("%s = %v, want ErrHeld", what, err)
+		}
+		if d := diff(gc.counts(t, sum(before)+sum(calls)), before); !slices.Equal(d, calls) {
+			t.Errorf("%s made calls %v, want %v", what, d, calls)
+		}
+	}
+	obtain := func() error { _, err := lk.Obtain(t.Context(), "g", time.Minute); return err }
+	tryObtain := func() error { _, err := lk.TryObtain(t.Context(), "g", time.Minute); return err }
+	gateOnly := make([]int, 5)
+	gateOnly[gate] = 2
+	want("Obtain while contended", obtain, gateOnly)
+	want("TryObtain while contended", tryObtain, []int{1, 1, 1, 1, 1})
+	gc.clock.Advance(2 * time.Second)
+	full := []int{1, 1, 1, 1, 1}
+	full[gate] = 2
+	want("Obtain once contention is forgotten", obtain, full)
+}
