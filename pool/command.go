@@ -17,5 +17,5 @@ type Commander interface {
 
 // Command runs one command on a pooled connection, bounded by ctx.
 func (p *Redigo) Command(ctx context.Context, cmd string, args ...any) (any, error) {
-	return p.withConn(ctx, func(conn redis.Conn) (any, error) { return Do(ctx, conn, cmd, args...) })
+	return p.withConn(ctx, func(conn redis.Conn) (any, error) { return p.do(ctx, conn, cmd, args...) })
 }

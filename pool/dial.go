@@ -268,7 +268,7 @@ func DialEndpoint(ep Endpoint, opts ...DialOption) (*Redigo, error) {
 			return c, nil
 		},
 	}
-	return &Redigo{addr: ep.Addr, rp: rp}, nil
+	return &Redigo{addr: ep.Addr, rp: rp, readTimeout: cfg.readTimeout}, nil
 }
 
 // scrub removes a password from an error's text, should a driver ever echo it.

@@ -19,6 +19,10 @@ type Redigo struct {
 	addr string
 	rp   *redis.Pool
 	shas sync.Map // *Script -> string (the SHA the server returned)
+
+	// readTimeout is the connections' backstop read timeout when known
+	// (pools made by Dial), 0 otherwise.
+	readTimeout time.Duration
 }
 
 // New wraps an existing redigo pool. addr must name the node the pool dials
@@ -50,6 +54,13 @@ func (p *Redigo) Close() error { return p.rp.Close() }
 // turns out to be closed by the node (as all of them are after a restart),
 // the call is made once more on a new connection; the scripts are safe to run
 // twice.
+//
+// When ctx has a deadline, the call runs on the calling goroutine with the
+// deadline (capped by the connection's read timeout) as its socket timeout:
+// cancelling ctx before its deadline does not interrupt a call already sent;
+// its reply or the deadline ends it, and the connection stays usable. Without
+// a deadline, cancelling ctx interrupts the call at once and the connection
+// is discarded.
 func (p *Redigo) Eval(ctx context.Context, s *Script, keys []string, args ...any) (any, error) {
 	argv := make([]any, 0, 2+len(keys)+len(args))
 	argv = append(argv, "", len(keys))
@@ -63,13 +74,13 @@ func (p *Redigo) Eval(ctx context.Context, s *Script, keys []string, args ...any
 			return nil, err
 		}
 		argv[0] = sha
-		reply, err := Do(ctx, conn, "EVALSHA", argv...)
+		reply, err := p.do(ctx, conn, "EVALSHA", argv...)
 		if errors.Is(err, ErrNoScript) {
 			if sha, err = p.sha(ctx, conn, s, true); err != nil {
 				return nil, err
 			}
 			argv[0] = sha
-			reply, err = Do(ctx, conn, "EVALSHA", argv...)
+			reply, err = p.do(ctx, conn, "EVALSHA", argv...)
 		}
 		return reply, err
 	})
@@ -109,11 +120,42 @@ func (p *Redigo) sha(ctx context.Context, conn redis.Conn, s *Script, reload boo
 	return sha, nil
 }
 
+// do runs one command on conn: with ctx's deadline as the socket timeout
+// when ctx has one (see Eval), else as Do. A call bounded by a socket
+// timeout needs no goroutine of its own, unlike redigo's DoContext: that
+// goroutine, and the thread wake-ups it causes, were a good part of a
+// round's latency on a quiet machine.
+func (p *Redigo) do(ctx context.Context, conn redis.Conn, cmd string, args ...any) (any, error) {
+	dl, ok := ctx.Deadline()
+	cwt, canTime := conn.(redis.ConnWithTimeout)
+	if !ok || !canTime {
+		return Do(ctx, conn, cmd, args...)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	left := time.Until(dl)
+	if left <= 0 {
+		return nil, context.DeadlineExceeded
+	}
+	if p.readTimeout > 0 {
+		left = min(left, p.readTimeout)
+	}
+	reply, err := cwt.DoWithTimeout(left, cmd, args...)
+	return mapReply(ctx, reply, err)
+}
+
 // Do runs one command on conn bounded by ctx and maps Redis error replies to
 // *ServerError. Other packages of this module use it for commands that are not
 // scripts (INFO, SCAN, ...).
 func Do(ctx context.Context, conn redis.Conn, cmd string, args ...any) (any, error) {
 	reply, err := redis.DoContext(conn, ctx, cmd, args...)
+	return mapReply(ctx, reply, err)
+}
+
+// mapReply maps a Redis error reply to *ServerError, and a socket timeout
+// at or after ctx's deadline to context.DeadlineExceeded.
+func mapReply(ctx context.Context, reply any, err error) (any, error) {
 	if err != nil {
 		var re redis.Error
 		if errors.As(err, &re) {

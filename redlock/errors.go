@@ -172,29 +172,38 @@ func (e *QuorumError) Unwrap() []error {
 // expired on enough nodes for a quorum to be free, as seen by this round, and
 // false when the round does not tell (errors, keys with no expiry).
 func (e *QuorumError) HolderTTL() (time.Duration, bool) {
+	return e.freeAfter(false)
+}
+
+// freeAfter returns when the lock will be free as HolderTTL does, from each
+// node's answer, or from the round's start when sinceStart is set (each
+// node's TTL plus the time it took to answer): the time a waiter needs, as
+// the clock may have moved while the round went on.
+func (e *QuorumError) freeAfter(sinceStart bool) (time.Duration, bool) {
+	at := func(v NodeVote) time.Duration {
+		if sinceStart {
+			return v.HolderTTL + v.Latency
+		}
+		return v.HolderTTL
+	}
 	if e.gate > 0 {
 		// Only the gate was asked: the lock cannot be had before it frees.
 		if v := e.Votes[e.gate-1]; v.HolderTTL >= 0 {
-			return v.HolderTTL, true
+			return at(v), true
 		}
 		return 0, false
 	}
-	return freeAfter(e.Votes, e.Quorum)
-}
-
-// freeAfter returns the Need-th smallest time at which a node is free: 0 for
-// nodes that voted yes, the holder's TTL for nodes that refused.
-func freeAfter(votes []NodeVote, need int) (time.Duration, bool) {
-	free := make([]time.Duration, 0, len(votes))
-	for _, v := range votes {
+	free := make([]time.Duration, 0, len(e.Votes))
+	for _, v := range e.Votes {
 		switch {
 		case !v.Answered || v.Err != nil:
 		case v.Yes:
 			free = append(free, 0)
 		case v.HolderTTL >= 0:
-			free = append(free, v.HolderTTL)
+			free = append(free, at(v))
 		}
 	}
+	need := e.Quorum
 	if len(free) < need {
 		return 0, false
 	}

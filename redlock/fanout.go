@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/quorumlock/quorumlock/clock"
 	"github.com/quorumlock/quorumlock/internal/quorum"
 	"github.com/quorumlock/quorumlock/pool"
 )
@@ -44,8 +45,20 @@ func (lk *Locker) fanout(ctx context.Context, list []int, timeout time.Duration,
 	if n == 0 {
 		return out, 0, nil
 	}
-	rctx, cancel := context.WithCancel(ctx)
-	timer := lk.cfg.clock.AfterFunc(timeout, cancel)
+	var (
+		rctx   context.Context
+		cancel context.CancelFunc
+		timer  clock.Timer
+	)
+	_, real := lk.cfg.clock.(clock.Real)
+	if real {
+		// A deadline the pool can see lets it bound the call by a socket
+		// timeout on the node's goroutine, with no goroutine per call.
+		rctx, cancel = context.WithTimeout(ctx, timeout)
+	} else {
+		rctx, cancel = context.WithCancel(ctx)
+		timer = lk.cfg.clock.AfterFunc(timeout, cancel)
+	}
 	var left atomic.Int32
 	left.Store(int32(n))
 	start := lk.cfg.clock.Now()
@@ -54,7 +67,7 @@ func (lk *Locker) fanout(ctx context.Context, list []int, timeout time.Duration,
 		if list != nil {
 			i = list[k]
 		}
-		lk.bg.Go(func() error {
+		call := func() {
 			val, err := op(rctx, lk.nodes[i])
 			switch {
 			case err == nil:
@@ -63,7 +76,8 @@ func (lk *Locker) fanout(ctx context.Context, list []int, timeout time.Duration,
 				// socket deadline that fires just before ctx.Done: the
 				// node did not fail, the caller's time ran out.
 				err = ctxEnded(ctx)
-			case rctx.Err() != nil:
+			case ctxEnded(rctx) != nil:
+				// The socket timeout may fire a moment before rctx's own.
 				err = errNodeTimeout{timeout: timeout}
 			}
 			r := reply{node: i, val: val, err: err, latency: lk.cfg.clock.Since(start)}
@@ -76,14 +90,24 @@ func (lk *Locker) fanout(ctx context.Context, list []int, timeout time.Duration,
 			}
 			out <- r
 			if left.Add(-1) == 0 {
-				timer.Stop()
+				if timer != nil {
+					timer.Stop()
+				}
 				cancel()
 			}
 			if then != nil {
 				then()
 			}
-			return nil
-		})
+		}
+		if inline := real && len(lk.nodes) == 1; inline {
+			// One node: there is nothing to wait for in parallel, and the
+			// call is bounded by rctx's deadline (the node timeout, or the
+			// caller's deadline if sooner) on the calling goroutine. Only
+			// a cancellation without a deadline waits for the call.
+			call()
+			continue
+		}
+		lk.bg.Go(func() error { call(); return nil })
 	}
 	return out, n, nil
 }

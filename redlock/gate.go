@@ -37,6 +37,29 @@ const hotLimit = 4096
 type hotKeys struct {
 	mu   sync.Mutex
 	seen map[string]time.Time
+	// own holds, per key, the holder id of the last lock this Locker
+	// released: a node still holding it has not processed the release yet,
+	// which is no sign of another owner.
+	own map[string]string
+}
+
+// released records that this Locker is releasing its lock on key with the
+// given holder id.
+func (c *hotKeys) released(key, holder string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.own == nil || len(c.own) >= hotLimit {
+		c.own = map[string]string{}
+	}
+	c.own[key] = holder
+}
+
+// others reports whether holder is another owner's, not this Locker's last
+// released lock on key.
+func (c *hotKeys) others(key, holder string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.own[key] != holder
 }
 
 // mark records that key was found held by another owner at now.

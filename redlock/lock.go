@@ -145,6 +145,7 @@ func (l *Lock) release(ctx context.Context) error {
 	}
 	l.released = true
 	lk := l.lk
+	lk.hot.released(l.acq.keys[0], l.acq.token[:scripts.HolderIDLen])
 	late := lk.cfg.clock.Since(l.validUntil)
 	ch, n, err := lk.fanout(context.WithoutCancel(ctx), l.acq.abandon(), l.acq.timeout, l.acq.release, nil)
 	if err != nil {

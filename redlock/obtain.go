@@ -127,8 +127,13 @@ func (lk *Locker) obtain(ctx context.Context, name string, ttl time.Duration, re
 		}
 		var qe *QuorumError
 		if errors.As(err, &qe) {
-			if free, ok := qe.HolderTTL(); ok && free+time.Millisecond < wait {
-				wait = free + time.Millisecond
+			if free, ok := qe.freeAfter(true); ok {
+				// The holder's TTLs were read during the attempt: count
+				// from its start, not from now.
+				free = max(free-took, 0)
+				if free+time.Millisecond < wait {
+					wait = free + time.Millisecond
+				}
 			}
 			if qe.contended() && qe.heldByOne() < lk.quorum {
 				// No single owner holds a quorum: contenders split the
@@ -251,7 +256,7 @@ func (lk *Locker) attempt(ctx context.Context, name, key string, ttl time.Durati
 		cerr = rd.collect(ctx, classify)
 	}
 	for _, v := range rd.votes {
-		if v.Holder != "" {
+		if v.Holder != "" && lk.hot.others(key, v.Holder) {
 			lk.hot.mark(key, lk.cfg.clock.Now())
 			break
 		}

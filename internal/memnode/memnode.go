@@ -19,15 +19,16 @@ type Node struct {
 	addr  string
 	clock clock.Clock
 
-	mu      sync.Mutex
-	keys    map[string]entry
-	fail    error
-	delay   time.Duration
-	hang    chan struct{} // non-nil while hung; closed on Unhang
-	calls   int
-	applied int
-	subs    []*sub
-	info    Info
+	mu       sync.Mutex
+	keys     map[string]entry
+	fail     error
+	delay    time.Duration
+	hang     chan struct{} // non-nil while hung; closed on Unhang
+	calls    int
+	applied  int
+	finished int
+	subs     []*sub
+	info     Info
 }
 
 type entry struct {
@@ -87,6 +88,14 @@ func (n *Node) Calls() (received, applied int) {
 	return n.calls, n.applied
 }
 
+// Finished returns how many calls have returned, whatever their outcome: a
+// call received has not necessarily taken effect yet.
+func (n *Node) Finished() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.finished
+}
+
 // Get returns a key's string value and remaining time to live (-1 when the
 // key has no expiry); ok is false when the key is absent or expired.
 func (n *Node) Get(key string) (val string, ttl time.Duration, ok bool) {
@@ -133,6 +142,11 @@ func (n *Node) Eval(ctx context.Context, s *pool.Script, keys []string, args ...
 	n.calls++
 	fail, delay, hang := n.fail, n.delay, n.hang
 	n.mu.Unlock()
+	defer func() {
+		n.mu.Lock()
+		n.finished++
+		n.mu.Unlock()
+	}()
 	if hang != nil {
 		select {
 		case <-hang:
