@@ -45,7 +45,7 @@ integration: redis-server image
 # Every lock benchmark next to its floor, medians of 5 runs, as one table.
 BENCH_COUNT ?= 5
 bench: redis-server
-	$(GO) test -run '^$$' -bench 'Serial|Contended|KeepAlive10k' -benchmem -count $(BENCH_COUNT) -timeout 60m ./redlock/ ./pool/goredis/ | tee bench.out
+	$(GO) test -run '^$$' -bench 'Serial|Parallel|SlowNode|HungNode|Contended|KeepAlive10k' -benchmem -count $(BENCH_COUNT) -timeout 60m ./redlock/ ./pool/goredis/ | tee bench.out
 	$(GO) run golang.org/x/perf/cmd/benchstat@$(BENCHSTAT_VERSION) bench.out
 
 FUZZTIME ?= 20s

@@ -37,29 +37,36 @@ const hotLimit = 4096
 type hotKeys struct {
 	mu   sync.Mutex
 	seen map[string]time.Time
-	// own holds, per key, the holder id of the last lock this Locker
-	// released: a node still holding it has not processed the release yet,
-	// which is no sign of another owner.
-	own map[string]string
+	// own holds, per key, the holder ids of the last locks this Locker
+	// released (ownKept of them): a node still holding one has not
+	// processed its release yet, which is no sign of another owner.
+	own map[string][]string
 }
+
+// ownKept is how many released holder ids per lock are remembered.
+const ownKept = 8
 
 // released records that this Locker is releasing its lock on key with the
 // given holder id.
 func (c *hotKeys) released(key, holder string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.own == nil || len(c.own) >= hotLimit {
-		c.own = map[string]string{}
+	if c.own == nil || (len(c.own) >= hotLimit && c.own[key] == nil) {
+		c.own = map[string][]string{}
 	}
-	c.own[key] = holder
+	ids := c.own[key]
+	if len(ids) >= ownKept {
+		ids = ids[1:]
+	}
+	c.own[key] = append(ids, holder)
 }
 
-// others reports whether holder is another owner's, not this Locker's last
-// released lock on key.
+// others reports whether holder is another owner's, not one of this
+// Locker's recently released locks on key.
 func (c *hotKeys) others(key, holder string) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.own[key] != holder
+	return !slices.Contains(c.own[key], holder)
 }
 
 // mark records that key was found held by another owner at now.

@@ -225,7 +225,7 @@ func (lk *Locker) attempt(ctx context.Context, name, key string, ttl time.Durati
 	}
 	settle := func(r *reply) func() {
 		// Every reply, stragglers' included, tells the guard about its node.
-		lk.judgeAcquire(r, start)
+		lk.judgeAcquire(r)
 		return a.settle(r)
 	}
 	classify := func(r reply) NodeVote { return lk.classifyAcquire(name, r) }
@@ -299,6 +299,7 @@ func (lk *Locker) attempt(ctx context.Context, name, key string, ttl time.Durati
 		}
 	}
 	if len(dirty) > 0 {
+		lk.hot.released(key, a.token[:scripts.HolderIDLen])
 		if _, _, ferr := lk.fanout(context.WithoutCancel(ctx), dirty, a.timeout, a.cleanup, nil); ferr != nil {
 			// Close has begun and starts no more background calls: clean
 			// up here, bounded by the node timeout.
@@ -361,7 +362,7 @@ type judgedAcquire struct {
 
 // judgeAcquire decodes r in place and shows it to the guard; it runs in the
 // node's goroutine, so that late replies are judged too.
-func (lk *Locker) judgeAcquire(r *reply, start time.Time) {
+func (lk *Locker) judgeAcquire(r *reply) {
 	if r.err != nil {
 		return
 	}
@@ -370,7 +371,10 @@ func (lk *Locker) judgeAcquire(r *reply, start time.Time) {
 		r.val, r.err = nil, err
 		return
 	}
-	r.val = judgedAcquire{reply: ar, discard: lk.guard.judge(r.node, ar, start.Add(r.latency), r.latency)}
+	// Judged at the moment the reply is read: r.latency counts from its own
+	// fan-out's start, which for a gated attempt's other nodes is later than
+	// the attempt's.
+	r.val = judgedAcquire{reply: ar, discard: lk.guard.judge(r.node, ar, lk.cfg.clock.Now(), r.latency)}
 }
 
 // classifyAcquire turns a judged acquire reply into its vote, discarding the
