@@ -30,13 +30,15 @@ func TestRestartWithoutPersistence(t *testing.T) {
 		// long is the TTL when node 1 restarts at once: a restart takes a
 		// second or two, more on a loaded machine, and must end well within
 		// A's validity. A does not hold its lock that long (see holdAfter).
-		long = 8 * time.Second
+		long = 10 * time.Second
 		// short is the TTL when the restart waits for the TTL to pass.
 		short = 3 * time.Second
 		// holdAfter is how long A keeps the lock after node 1 is back: B,
-		// polling meanwhile (at least once a second), would get in within
-		// that time if node 1 had forgotten A's lock.
-		holdAfter = 2500 * time.Millisecond
+		// trying meanwhile (at least once a second, a contended attempt
+		// asking every node at least every other second), would get in
+		// within that time if node 1 had forgotten A's lock, even on a
+		// loaded machine.
+		holdAfter = 4500 * time.Millisecond
 	)
 	tests := []struct {
 		name         string

@@ -306,6 +306,13 @@ func (l *Lock) applyRenewal(validUntil time.Time, r *renewer) {
 		heap.Push(&r.queue, l)
 	}
 	r.mu.Unlock()
+	// When the Lock was busy this runs after the renewer went back to
+	// sleep, possibly with nothing else queued: wake it, or the lock would
+	// never be renewed again.
+	select {
+	case r.kick <- struct{}{}:
+	default:
+	}
 }
 
 // extendMany runs ExtendMany on one node in chunks and returns one flag per
