@@ -133,8 +133,19 @@ func (r *renewer) loop() {
 		var wait <-chan time.Time
 		var stopTimer func() bool
 		if r.queue.Len() > 0 {
-			t := c.NewTimer(r.queue[0].keep.due.Sub(c.Now()))
-			wait, stopTimer = t.C(), t.Stop
+			due := r.queue[0].keep.due
+			for {
+				// A timer is set for a duration, not an instant: if the
+				// clock moved while it was being set, it would fire late
+				// by that much. Set it again until the clock held still.
+				now := c.Now()
+				t := c.NewTimer(due.Sub(now))
+				if c.Since(now) < time.Millisecond {
+					wait, stopTimer = t.C(), t.Stop
+					break
+				}
+				t.Stop()
+			}
 		}
 		r.mu.Unlock()
 		select {
@@ -268,15 +279,30 @@ func (r *renewer) renew(batch []*Lock) {
 	}
 }
 
-// retryLater queues l again a little later, when it could not be looked at.
+// retryLater queues l again as soon as it is free, when it could not be
+// looked at: a goroutine waits for the Lock instead of the renewer, so that
+// the renewal is neither held up nor put off by a fixed delay that only the
+// clock's advance ends (a caller reading TTL at the wrong moment could
+// otherwise push it back again and again).
 func (r *renewer) retryLater(l *Lock) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.stopped {
-		return
-	}
-	l.keep.due = r.lk.cfg.clock.Now().Add(min(l.keep.slack, 10*time.Millisecond))
-	heap.Push(&r.queue, l)
+	r.lk.bg.Go(func() error {
+		l.mu.Lock()
+		// Only waiting for the Lock's holder to finish.
+		l.mu.Unlock() //nolint:staticcheck
+		r.mu.Lock()
+		if r.stopped {
+			r.mu.Unlock()
+			return nil
+		}
+		l.keep.due = r.lk.cfg.clock.Now()
+		heap.Push(&r.queue, l)
+		r.mu.Unlock()
+		select {
+		case r.kick <- struct{}{}:
+		default:
+		}
+		return nil
+	})
 }
 
 // renewed applies a successful renewal and queues the lock again. It runs in
