@@ -45,20 +45,8 @@ func (lk *Locker) fanout(ctx context.Context, list []int, timeout time.Duration,
 	if n == 0 {
 		return out, 0, nil
 	}
-	var (
-		rctx   context.Context
-		cancel context.CancelFunc
-		timer  clock.Timer
-	)
+	rctx, stop := lk.bounded(ctx, timeout)
 	_, real := lk.cfg.clock.(clock.Real)
-	if real {
-		// A deadline the pool can see lets it bound the call by a socket
-		// timeout on the node's goroutine, with no goroutine per call.
-		rctx, cancel = context.WithTimeout(ctx, timeout)
-	} else {
-		rctx, cancel = context.WithCancel(ctx)
-		timer = lk.cfg.clock.AfterFunc(timeout, cancel)
-	}
 	var left atomic.Int32
 	left.Store(int32(n))
 	start := lk.cfg.clock.Now()
@@ -67,7 +55,7 @@ func (lk *Locker) fanout(ctx context.Context, list []int, timeout time.Duration,
 		if list != nil {
 			i = list[k]
 		}
-		call := func() {
+		call := func() error {
 			val, err := op(rctx, lk.nodes[i])
 			switch {
 			case err == nil:
@@ -90,26 +78,41 @@ func (lk *Locker) fanout(ctx context.Context, list []int, timeout time.Duration,
 			}
 			out <- r
 			if left.Add(-1) == 0 {
-				if timer != nil {
-					timer.Stop()
-				}
-				cancel()
+				stop()
 			}
 			if then != nil {
 				then()
 			}
+			return nil
 		}
 		if inline := real && len(lk.nodes) == 1; inline {
 			// One node: there is nothing to wait for in parallel, and the
 			// call is bounded by rctx's deadline (the node timeout, or the
 			// caller's deadline if sooner) on the calling goroutine. Only
 			// a cancellation without a deadline waits for the call.
-			call()
+			_ = call()
 			continue
 		}
-		lk.bg.Go(func() error { call(); return nil })
+		lk.bg.Go(call)
 	}
 	return out, n, nil
+}
+
+// bounded returns ctx bounded by timeout on the Locker's clock, and the
+// function that releases it. With the real clock the bound is a deadline the
+// pool can see, so that it bounds each call by a socket timeout on the
+// calling goroutine instead of a goroutine per call; a fake clock cancels the
+// context when its timer fires.
+func (lk *Locker) bounded(ctx context.Context, timeout time.Duration) (context.Context, func()) {
+	if _, real := lk.cfg.clock.(clock.Real); real {
+		return context.WithTimeout(ctx, timeout)
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	timer := lk.cfg.clock.AfterFunc(timeout, cancel)
+	return rctx, func() {
+		timer.Stop()
+		cancel()
+	}
 }
 
 // ctxEnded returns ctx's error, or context.DeadlineExceeded once its deadline

@@ -220,8 +220,9 @@ func (lk *Locker) attempt(ctx context.Context, name, key string, ttl time.Durati
 		script, keys = scripts.AcquireFenced, append(keys, lk.cfg.fenceKey())
 	}
 	start := lk.cfg.clock.Now()
+	args := []any{a.token, ttlms} // shared by every node's call
 	acquire := func(ctx context.Context, p pool.Pool) (any, error) {
-		return p.Eval(ctx, script, keys, a.token, ttlms)
+		return p.Eval(ctx, script, keys, args...)
 	}
 	settle := func(r *reply) func() {
 		// Every reply, stragglers' included, tells the guard about its node.
@@ -498,9 +499,7 @@ func (a *acquisition) cleanup(ctx context.Context, p pool.Pool) (any, error) {
 // releaseNow releases node i from the calling goroutine, bounded by the
 // attempt's node timeout and never by a caller's context.
 func (a *acquisition) releaseNow(i int) {
-	ctx, cancel := context.WithCancel(context.Background())
-	t := a.lk.cfg.clock.AfterFunc(a.timeout, cancel)
+	ctx, stop := a.lk.bounded(context.Background(), a.timeout)
 	_, _ = a.cleanup(ctx, a.lk.nodes[i])
-	t.Stop()
-	cancel()
+	stop()
 }
