@@ -89,6 +89,13 @@ func (c *hotKeys) mark(key string, now time.Time) {
 	c.seen[key] = now
 }
 
+// forget clears key's contention record.
+func (c *hotKeys) forget(key string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.seen, key)
+}
+
 // hot reports whether key was found held by another owner within hotFor.
 func (c *hotKeys) hot(key string, now time.Time) bool {
 	c.mu.Lock()
@@ -99,6 +106,29 @@ func (c *hotKeys) hot(key string, now time.Time) bool {
 		return false
 	}
 	return ok
+}
+
+// noteContention updates key's contention record from a round's votes. A
+// refusal for another owner marks the lock contended when every node that
+// answered did so without error. A round with a failing node clears the
+// record instead: a gate's refusal is then no proof that anyone holds a
+// quorum (it may be a key of some contender's failed attempt while too few
+// nodes answer for anyone to win), so the next attempts ask every node and
+// report what fails (ErrNoQuorum), not ErrHeld from the gate.
+func (lk *Locker) noteContention(key string, votes []NodeVote) {
+	other := false
+	for _, v := range votes {
+		switch {
+		case v.Err != nil:
+			lk.hot.forget(key)
+			return
+		case v.Holder != "" && lk.hot.others(key, v.Holder):
+			other = true
+		}
+	}
+	if other {
+		lk.hot.mark(key, lk.cfg.clock.Now())
+	}
 }
 
 // gateOrder returns the node indexes ordered by address, so that Lockers

@@ -228,3 +228,35 @@ func TestContentionIsForgotten(t *testing.T) {
 	full[gate] = 2
 	want("Obtain once contention is forgotten", obtain, full)
 }
+
+// With too many nodes failing for any quorum, refusals on the others are no
+// contention worth a gate: every attempt asks every node, and Obtain reports
+// the failing nodes, not a lock held on what is left.
+func TestNoGateWithoutAPossibleQuorum(t *testing.T) {
+	// The gate of "g" over these addresses, and one other node, survive.
+	first := newGateCluster(t)
+	gate := first.gateOf(t, first.locker(t, []int{0, 1, 2, 3, 4}))
+	survivors := map[int]bool{gate: true, (gate + 1) % 5: true}
+
+	gc := &gateCluster{cluster: newCluster(t, 5)}
+	for i, n := range gc.nodes {
+		gc.probes = append(gc.probes, newProbe(n))
+		if survivors[i] {
+			n.Set(lockKey("g"), "someone", time.Minute)
+		} else {
+			n.Fail(errors.New("connection refused"))
+		}
+	}
+	lk := newLocker(t, gc.clock, gc.poolsIn([]int{0, 1, 2, 3, 4}), redlock.WithNodeTimeout(time.Hour), redlock.WithBackoff(redlock.NoRetry()))
+	// TryObtain finds the lock held on the nodes that answer; then one
+	// Obtain attempt (NoRetry), which would go through the gate if the
+	// lock counted as contended.
+	for _, obtain := range []func(context.Context, string, time.Duration) (*redlock.Lock, error){lk.TryObtain, lk.Obtain} {
+		if _, err := obtain(t.Context(), "g", time.Minute); !errors.Is(err, redlock.ErrNoQuorum) {
+			t.Fatalf("with 3 of 5 nodes failing: %v, want ErrNoQuorum", err)
+		}
+	}
+	if d := gc.counts(t, 10); !slices.Equal(d, []int{2, 2, 2, 2, 2}) {
+		t.Errorf("two attempts made calls %v, want both on every node", d)
+	}
+}

@@ -256,11 +256,11 @@ func (lk *Locker) attempt(ctx context.Context, name, key string, ttl time.Durati
 	for cerr == nil && rd.tally.Reached() && lk.guard.recheck(name, rd, lk.cfg.clock.Now()) > 0 {
 		cerr = rd.collect(ctx, classify)
 	}
-	for _, v := range rd.votes {
-		if v.Holder != "" && lk.hot.others(key, v.Holder) {
-			lk.hot.mark(key, lk.cfg.clock.Now())
-			break
-		}
+	if !refused {
+		// A gate's refusal alone does not keep the lock marked contended:
+		// at least once per hotFor, an attempt asks every node, and sees
+		// whether the cluster can still give anyone a quorum.
+		lk.noteContention(key, rd.votes)
 	}
 	votes, tally := rd.votes, rd.tally
 	var err error
