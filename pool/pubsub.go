@@ -52,6 +52,7 @@ const (
 type Event struct {
 	Kind    EventKind
 	Channel string
+	Data    string // a message's payload
 }
 
 // Subscribe opens a Pub/Sub connection with the redigo pool's dial function.
@@ -103,7 +104,7 @@ func (s *redigoSub) Receive(timeout time.Duration) (Event, error) {
 	for {
 		switch v := s.psc.ReceiveWithTimeout(timeout).(type) {
 		case redis.Message:
-			return Event{Kind: EventMessage, Channel: v.Channel}, nil
+			return Event{Kind: EventMessage, Channel: v.Channel, Data: string(v.Data)}, nil
 		case redis.Subscription:
 			switch v.Kind {
 			case "subscribe":

@@ -31,12 +31,14 @@ type contention struct {
 	elapsed                          time.Duration
 	waits                            []time.Duration
 	perContender                     []int
-	commands                         int64
+	commands, requests               int64
+	worked                           time.Duration // summed over acquisitions
 }
 
 // contend runs the contenders against each other until total acquisitions
-// are made, each holding the lock for work.
-func contend(b *testing.B, pools []pool.Pool, cs []contender, work time.Duration, total int) contention {
+// are made, each holding the lock for work. direct names the data commands
+// the contenders send themselves, not from inside a script (see requests).
+func contend(b *testing.B, pools []pool.Pool, cs []contender, work time.Duration, total int, direct ...string) contention {
 	b.Helper()
 	ctx := context.Background()
 	var (
@@ -50,7 +52,7 @@ func contend(b *testing.B, pools []pool.Pool, cs []contender, work time.Duration
 	)
 	last.Store(-1)
 	left.Store(int64(total))
-	before := totalCommands(b, pools)
+	before, reqBefore := totalCommands(b, pools), requests(b, pools, direct)
 	start := time.Now()
 	for i, obtain := range cs {
 		wg.Add(1)
@@ -66,13 +68,17 @@ func contend(b *testing.B, pools []pool.Pool, cs []contender, work time.Duration
 				waited := time.Since(t0)
 				overlap := holders.Add(1) != 1
 				handoff := last.Swap(int32(i)) != int32(i)
+				var worked time.Duration
 				if work > 0 {
+					t1 := time.Now()
 					time.Sleep(work)
+					worked = time.Since(t1)
 				}
 				holders.Add(-1)
 				release()
 				mu.Lock()
 				res.acquisitions++
+				res.worked += worked
 				res.waits = append(res.waits, waited)
 				res.perContender[i]++
 				if overlap {
@@ -88,6 +94,7 @@ func contend(b *testing.B, pools []pool.Pool, cs []contender, work time.Duration
 	wg.Wait()
 	res.elapsed = time.Since(start)
 	res.commands = totalCommands(b, pools) - before
+	res.requests = requests(b, pools, direct) - reqBefore
 	if n := failures.Load(); n > 0 {
 		b.Fatalf("%d obtains failed", n)
 	}
@@ -108,10 +115,14 @@ func (c contention) report(b *testing.B, work time.Duration) {
 	b.ReportMetric(pct(0.5), "wait-p50-ms")
 	b.ReportMetric(pct(0.99), "wait-p99-ms")
 	b.ReportMetric(float64(c.commands)/float64(max(c.acquisitions, 1)), "cmds/acq")
+	b.ReportMetric(float64(c.requests)/float64(max(c.acquisitions, 1)), "reqs/acq")
 	b.ReportMetric(float64(slices.Min(c.perContender))/float64(max(slices.Max(c.perContender), 1)), "fairness")
 	b.ReportMetric(float64(c.overlaps), "overlaps")
 	if work > 0 {
+		// The nominal work, and the time the holders actually spent in it
+		// (a 1ms sleep overshoots by a tenth on a busy machine).
 		b.ReportMetric(float64(c.acquisitions)*work.Seconds()/secs, "utilization")
+		b.ReportMetric(c.worked.Seconds()/secs, "busy")
 	}
 	if c.overlaps > 0 {
 		b.Errorf("%d overlapping holders", c.overlaps)
@@ -158,7 +169,7 @@ func BenchmarkContended(b *testing.B) {
 					all = pools
 					cs[i] = floorContender(b, pools, time.Millisecond, 5*time.Millisecond)
 				}
-				contend(b, all, cs, work, b.N).report(b, work)
+				contend(b, all, cs, work, b.N, "set").report(b, work)
 			})
 			b.Run("poll-50-250ms", func(b *testing.B) {
 				cs := make([]contender, contenders)
@@ -168,7 +179,7 @@ func BenchmarkContended(b *testing.B) {
 					all = pools
 					cs[i] = floorContender(b, pools, 50*time.Millisecond, 250*time.Millisecond)
 				}
-				contend(b, all, cs, work, b.N).report(b, work)
+				contend(b, all, cs, work, b.N, "set").report(b, work)
 			})
 		})
 	}
@@ -226,6 +237,39 @@ func totalCommands(b *testing.B, pools []pool.Pool) int64 {
 				n, _ := strconv.ParseInt(v, 10, 64)
 				sum += n
 			}
+		}
+	}
+	return sum
+}
+
+// clientCommands are the commands only clients send in these benchmarks:
+// whatever else a node counts ran inside a script, except the data commands
+// a contender sends itself (the floor's SET).
+var clientCommands = []string{"evalsha", "eval", "script", "subscribe", "unsubscribe", "ping", "info", "config", "client", "hello", "select", "auth"}
+
+// requests sums over the nodes the calls of the commands clients sent
+// (INFO commandstats): an EVALSHA counts once, what its script runs does not.
+// direct names the data commands the clients also send themselves.
+func requests(b *testing.B, pools []pool.Pool, direct []string) int64 {
+	count := map[string]bool{}
+	for _, c := range append(slices.Clone(clientCommands), direct...) {
+		count[c] = true
+	}
+	var sum int64
+	for _, p := range pools {
+		reply, err := p.(pool.Commander).Command(context.Background(), "INFO", "commandstats")
+		if err != nil {
+			b.Fatal(err)
+		}
+		info, _ := redis.String(reply, nil)
+		for _, line := range strings.Split(info, "\n") {
+			name, rest, ok := strings.Cut(strings.TrimPrefix(strings.TrimSpace(line), "cmdstat_"), ":calls=")
+			if !ok || !count[name] {
+				continue
+			}
+			calls, _, _ := strings.Cut(rest, ",")
+			n, _ := strconv.ParseInt(calls, 10, 64)
+			sum += n
 		}
 	}
 	return sum

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/quorumlock/quorumlock/internal/scripts"
 	"github.com/quorumlock/quorumlock/pool"
 )
 
@@ -179,6 +180,12 @@ func (e *QuorumError) HolderTTL() (time.Duration, bool) {
 // node's answer, or from the round's start when sinceStart is set (each
 // node's TTL plus the time it took to answer): the time a waiter needs, as
 // the clock may have moved while the round went on.
+// promised reports a gate's refusal for a lock promised to another waiter
+// (gate.go): it says when the promise ends, not when the lock frees.
+func (e *QuorumError) promised() bool {
+	return e.gate > 0 && strings.HasPrefix(e.Votes[e.gate-1].Holder, scripts.Promised)
+}
+
 func (e *QuorumError) freeAfter(sinceStart bool) (time.Duration, bool) {
 	at := func(v NodeVote) time.Duration {
 		if sinceStart {

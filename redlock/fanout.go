@@ -18,8 +18,8 @@ type reply struct {
 	latency time.Duration
 }
 
-// nodeOp is what a round asks of one node.
-type nodeOp func(ctx context.Context, p pool.Pool) (any, error)
+// nodeOp is what a round asks of node i, whose pool is p.
+type nodeOp func(ctx context.Context, i int, p pool.Pool) (any, error)
 
 // fanout starts op on the listed nodes (all nodes when list is nil), each in
 // its own goroutine tracked by the Locker, each bounded by ctx and by timeout
@@ -56,7 +56,7 @@ func (lk *Locker) fanout(ctx context.Context, list []int, timeout time.Duration,
 			i = list[k]
 		}
 		call := func() error {
-			val, err := op(rctx, lk.nodes[i])
+			val, err := op(rctx, i, lk.nodes[i])
 			switch {
 			case err == nil:
 			case ctxEnded(ctx) != nil:

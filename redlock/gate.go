@@ -1,11 +1,16 @@
 package redlock
 
 import (
+	"context"
 	"hash/fnv"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/quorumlock/quorumlock/internal/scripts"
+	"github.com/quorumlock/quorumlock/pool"
 )
 
 // Contended attempts go through a gate.
@@ -24,6 +29,53 @@ import (
 // still rests on the quorum. A gate that errs or answers slowly does not hold
 // the attempt up: the other nodes are asked at once (errors) or after
 // gateWait (silence), and its answer, when it comes, counts as usual.
+
+// Contenders also take turns. A waiter refused by the gate joins the lock's
+// turn queue there (a sorted set by arrival, scripts.Acquire), when its
+// Locker hears the gate's release notices. Releasing the lock on the gate
+// takes the first waiter out of the queue and names it in the notice
+// (scripts.ReleaseTurn): only that Locker wakes, and asks every node at once
+// (the gate has let it through), while the others sleep on. One release
+// thus costs one attempt, not one per waiting process, and the lock passes
+// in arrival order: for promiseMs, the gate refuses the others (a releaser
+// coming back at once would otherwise win the gate before the waiter named
+// even heard its name). Nothing rests on the queue: a waiter whose notice is
+// lost (its Locker gone, a connection cut) is one wake-up missed, and every
+// waiter still tries again at least every SafetyPoll, or when the holder's
+// TTL runs out; the queue expires queueTTL after its last arrival.
+
+// queueTTL is how long a turn queue outlives its last arrival; waiters
+// refresh it each time they are refused, at least every SafetyPoll.
+const queueTTL = 5 * SafetyPoll
+
+// queueTTLms is queueTTL as the scripts take it.
+var queueTTLms = strconv.FormatInt(queueTTL.Milliseconds(), 10)
+
+// promiseMs bounds how long a lock stays promised to the waiter named
+// when it was released: long enough for the notice to reach it and its
+// call to reach the gate, a few times the gate's usual latency, short enough
+// that a waiter gone costs little.
+func (lk *Locker) promiseMs(gate int) string {
+	usual := time.Duration(lk.guard.nodes[gate].latency.Load())
+	d := min(max(16*usual, promiseMin), promiseMax)
+	return strconv.FormatInt(d.Milliseconds(), 10)
+}
+
+// promiseMin and promiseMax bound how long a lock is promised to a waiter.
+const (
+	promiseMin = 20 * time.Millisecond
+	promiseMax = 250 * time.Millisecond
+)
+
+// leaveQueue takes this Locker out of key's turn queue, in the background:
+// its last waiter gave up, and a turn handed to it would be lost.
+func (lk *Locker) leaveQueue(key string, timeout time.Duration) {
+	g := lk.gate(key)
+	queue, id := lk.queueKey(key), lk.id
+	_, _, _ = lk.fanout(context.Background(), []int{g}, timeout, func(ctx context.Context, _ int, p pool.Pool) (any, error) {
+		return p.Eval(ctx, scripts.Leave, []string{queue}, id)
+	}, nil)
+}
 
 // hotFor is how long a lock counts as contended after this Locker last saw
 // another owner hold it.

@@ -196,7 +196,7 @@ func (l *Lock) Extend(ctx context.Context, ttl time.Duration) error {
 	ttlms := strconv.FormatInt(ttl.Milliseconds(), 10)
 	// Every node, stragglers of the acquisition included: the script only
 	// extends a key holding our token, wherever it landed.
-	ch, n, err := lk.fanout(ctx, nil, lk.timeoutFor(ttl), func(ctx context.Context, p pool.Pool) (any, error) {
+	ch, n, err := lk.fanout(ctx, nil, lk.timeoutFor(ttl), func(ctx context.Context, _ int, p pool.Pool) (any, error) {
 		return p.Eval(ctx, scripts.Extend, l.acq.keys, l.acq.token, ttlms)
 	}, nil)
 	if err != nil {

@@ -38,6 +38,8 @@ type Locker struct {
 	// attempt's gate; hot records the locks recently found contended.
 	gates []int
 	hot   hotKeys
+	// id names this Locker in the locks' turn queues (gate.go).
+	id string
 
 	// stop ends background work (the first-use node check) at Close.
 	stop    context.Context
@@ -82,6 +84,7 @@ func New(nodes []pool.Pool, opts ...Option) (*Locker, error) {
 		cfg:    cfg,
 	}
 	lk.gates = gateOrder(lk.Nodes())
+	lk.id = newToken()[:16]
 	lk.notify = newNotifier(lk)
 	lk.guard = newGuard(lk)
 	lk.stop, lk.stopAll = context.WithCancel(context.Background())
@@ -146,6 +149,12 @@ func (lk *Locker) Close() error {
 }
 
 func (lk *Locker) key(name string) string { return lk.cfg.prefix + name }
+
+// queueKey returns the key of the turn queue of the lock key (gate.go).
+func (lk *Locker) queueKey(key string) string { return reserved + "turn:" + key }
+
+// promiseKey returns the key naming the waiter whose turn it is (gate.go).
+func (lk *Locker) promiseKey(key string) string { return reserved + "next:" + key }
 
 // checkTTL validates a TTL and truncates it to whole milliseconds, the
 // resolution of PX and PEXPIRE, so that validity is never computed from more

@@ -13,6 +13,9 @@ import (
 // missed answers in a row mark it dead and it is reopened.
 const pingEvery = 5 * time.Second
 
+// lingerFor is how long a key stays subscribed after its last waiter left.
+const lingerFor = hotFor
+
 // notifier wakes the Locker's waiters when a lock they wait for is released.
 //
 // It keeps at most one Pub/Sub connection per node (for nodes whose Pool is a
@@ -23,7 +26,14 @@ const pingEvery = 5 * time.Second
 // on a quorum —, when the lock's gate node announced one (see gate.go), or
 // at once when a lock of this Locker is released. Only the
 // first waiter in line is woken per release, so goroutines sharing a Locker
-// take turns instead of all racing for every release.
+// take turns instead of all racing for every release. While this Locker is
+// in the lock's turn queue (gate.go), it wakes only when the gate names it,
+// or announces a release with nobody queued.
+//
+// A key's subscription outlives its last waiter by lingerFor to pingEvery
+// more (idle keys are swept when the connections are pinged): a contender
+// that takes the lock again and again would otherwise unsubscribe and
+// subscribe on every node each time.
 type notifier struct {
 	lk   *Locker
 	stop chan struct{}
@@ -44,6 +54,11 @@ type nameWait struct {
 	ready     chan struct{}
 	isReady   bool
 	waiters   []*waiter // in arrival order
+
+	queued bool // this Locker is in the gate's turn queue
+	turn   bool // the gate named this Locker: its next attempt asks every node
+
+	idleSince time.Time // when the last waiter left
 }
 
 // waiter is one goroutine waiting in Obtain.
@@ -103,8 +118,12 @@ func (n *notifier) register(key string, ttl time.Duration) *waiter {
 func (n *notifier) live(w *waiter) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	return n.liveLocked(w.nw)
+}
+
+func (n *notifier) liveLocked(nw *nameWait) bool {
 	c := 0
-	for _, ok := range w.nw.confirmed {
+	for _, ok := range nw.confirmed {
 		if ok {
 			c++
 		}
@@ -145,11 +164,13 @@ func (n *notifier) handTo(key string, ok func(*waiter) bool, next func(*waiter) 
 	return false
 }
 
-// unregister takes w out of line; the last waiter of a key unsubscribes it.
-// A waiter that leaves without the lock passes a wake-up it received but did
-// not use to the next in line, and returns a lock handed to it too late: the
-// caller must release it.
-func (n *notifier) unregister(w *waiter, obtained bool) (orphan *Lock) {
+// unregister takes w out of line; lingerFor after the last waiter of a key
+// left, the key is unsubscribed unless waiters came back. A waiter that
+// leaves without the lock passes a wake-up it received but did not use to the
+// next in line, and returns a lock handed to it too late: the caller must
+// release it. leave reports that the last waiter left without the lock while
+// this Locker was in the gate's turn queue: the caller must take it out.
+func (n *notifier) unregister(w *waiter, obtained bool) (orphan *Lock, leave bool) {
 	defer func() {
 		if !obtained {
 			select {
@@ -174,27 +195,73 @@ func (n *notifier) unregister(w *waiter, obtained bool) (orphan *Lock) {
 		}
 	default:
 	}
+	if obtained {
+		// A grant on the gate took this Locker out of the queue.
+		nw.queued = false
+	}
 	if len(nw.waiters) == 0 && n.names[nw.key] == nw {
-		delete(n.names, nw.key)
+		leave, nw.queued, nw.turn = nw.queued, false, false
+		nw.idleSince = n.lk.cfg.clock.Now()
+	}
+	return nil, leave
+}
+
+// sweep unsubscribes the keys that have had no waiter for lingerFor.
+func (n *notifier) sweep() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	now := n.lk.cfg.clock.Now()
+	for key, nw := range n.names {
+		if len(nw.waiters) > 0 || now.Sub(nw.idleSince) < lingerFor {
+			continue
+		}
+		delete(n.names, key)
 		for _, ns := range n.nodes {
 			if ns != nil {
-				ns.send(func(s pool.Subscription) error { return s.Unsubscribe(nw.key) })
+				ns.send(func(s pool.Subscription) error { return s.Unsubscribe(key) })
 			}
 		}
 	}
-	return nil
+}
+
+// subscribed reports whether key's channel is subscribed on a quorum of
+// nodes (waiters of key, or a lingering subscription).
+func (n *notifier) subscribed(key string) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	nw := n.names[key]
+	return nw != nil && n.liveLocked(nw)
+}
+
+// hearsGate reports whether w hears its key's gate's notices, which a
+// turn in the gate's queue needs.
+func (n *notifier) hearsGate(w *waiter) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return w.nw.confirmed[w.nw.gate]
+}
+
+// queued records whether the last attempt put this Locker in the gate's
+// turn queue.
+func (n *notifier) queued(w *waiter, on bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	w.nw.queued = on
 }
 
 // rearm is called before each attempt: releases announced from now on count
 // toward w's next wake-up; older ones are answered by the attempt itself.
-func (n *notifier) rearm(w *waiter) {
+// turn reports that the gate named this Locker since its last attempt.
+func (n *notifier) rearm(w *waiter) (turn bool) {
 	n.mu.Lock()
 	copy(w.snap, w.nw.counts)
+	turn, w.nw.turn = w.nw.turn, false
 	n.mu.Unlock()
 	select {
 	case <-w.wake:
 	default:
 	}
+	return turn
 }
 
 // awaitReady waits until a quorum of nodes confirmed the subscription of w's
@@ -219,8 +286,9 @@ func (n *notifier) released(key string) {
 	}
 }
 
-// notice records a release announced by node i.
-func (n *notifier) notice(i int, key string) {
+// notice records a release announced by node i; next is the waiter the
+// node named (the gate's turn queue), or "".
+func (n *notifier) notice(i int, key, next string) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	nw := n.names[key]
@@ -228,6 +296,24 @@ func (n *notifier) notice(i int, key string) {
 		return
 	}
 	nw.counts[i]++
+	if i == nw.gate {
+		switch next {
+		case n.lk.id:
+			nw.queued, nw.turn = false, true
+			n.wakeFirstLocked(nw)
+			return
+		case "":
+			// Nobody is queued: whatever this Locker believed, it is not.
+			nw.queued = false
+		default:
+			// Another waiter's turn: the lock is spoken for.
+			return
+		}
+	}
+	if nw.queued {
+		// Our turn will be announced by name.
+		return
+	}
 	for _, w := range nw.waiters {
 		// A contended attempt needs the gate free first: its release
 		// alone is worth a try (the others were freed by the same owner,
@@ -438,6 +524,7 @@ func (ns *nodeSub) watch(conn pool.Subscription) clock.Timer {
 			_ = conn.Close()
 			return
 		}
+		ns.n.sweep()
 		mu.Lock()
 		t = c.AfterFunc(pingEvery, tick)
 		mu.Unlock()
@@ -464,7 +551,7 @@ func (ns *nodeSub) receive(conn pool.Subscription) {
 		ns.mu.Unlock()
 		switch ev.Kind {
 		case pool.EventMessage:
-			ns.n.notice(ns.node, ev.Channel)
+			ns.n.notice(ns.node, ev.Channel, ev.Data)
 		case pool.EventSubscribed:
 			ns.n.confirm(ns.node, ev.Channel, true)
 		case pool.EventUnsubscribed:

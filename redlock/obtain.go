@@ -57,9 +57,13 @@ func (lk *Locker) obtain(ctx context.Context, name string, ttl time.Duration, re
 		if w == nil {
 			return
 		}
-		if orphan := lk.notify.unregister(w, obtained); orphan != nil {
+		orphan, leave := lk.notify.unregister(w, obtained)
+		if orphan != nil {
 			// Handed over just as this caller gave up: pass it on.
 			_ = orphan.Release(context.WithoutCancel(ctx))
+		}
+		if leave {
+			lk.leaveQueue(key, lk.timeoutFor(ttl))
 		}
 	}()
 	splits := 0       // consecutive attempts that won some nodes but no quorum
@@ -79,21 +83,33 @@ func (lk *Locker) obtain(ctx context.Context, name string, ttl time.Duration, re
 				return handed, nil
 			}
 		}
+	} else if retry && (lk.hot.hot(key, lk.cfg.clock.Now()) || lk.notify.subscribed(key)) {
+		// Likely to wait: get in line before the first attempt, so that a
+		// release during it is heard and the attempt can take a turn in
+		// the gate's queue.
+		w = lk.notify.register(key, ttl)
 	}
+	resubscribed := false // tried again at once after the subscription came up
 	for failures := 1; ; failures++ {
 		if err := ctx.Err(); err != nil {
 			return nil, contextError("obtain", name, err, last)
 		}
+		turn, heard, enqueue := false, false, false
 		if w != nil {
-			lk.notify.rearm(w)
+			turn = lk.notify.rearm(w)
+			heard = lk.notify.live(w)
+			enqueue = retry && lk.notify.hearsGate(w)
 		}
 		began := lk.cfg.clock.Now()
 		// A contended attempt goes through the gate (gate.go), unless it
 		// follows a wait that no notice ended: then the gate's refusals may
 		// come from a stale key the rest of the quorum no longer has, and
-		// every node is asked. A single attempt asks every node too.
-		gated := retry && !timedOut && lk.hot.hot(key, began)
-		l, err := lk.attempt(ctx, name, key, ttl, gated)
+		// every node is asked. A single attempt asks every node too. When
+		// the gate named this Locker, its grant comes first: by the time
+		// the other nodes are asked, the last holder's releases have
+		// reached them too.
+		gated := retry && !timedOut && (turn || lk.hot.hot(key, began))
+		l, err := lk.attempt(ctx, name, key, ttl, gated, enqueue)
 		took := lk.cfg.clock.Since(began)
 		if err == nil {
 			obtained = true
@@ -116,18 +132,22 @@ func (lk *Locker) obtain(ctx context.Context, name string, ttl time.Duration, re
 		if !again {
 			return nil, err
 		}
+		if enqueue {
+			lk.notify.queued(w, refusedBy(err, lk.gate(key)))
+		}
 		if w == nil {
-			// Get in line for release notices and, once a quorum of nodes
-			// confirmed the subscription, try again at once: a release
-			// between the attempt and the subscription was not heard.
-			if w = lk.notify.register(key, ttl); w != nil {
-				lk.notify.awaitReady(ctx, w, lk.timeoutFor(ttl))
-				continue
-			}
+			w = lk.notify.register(key, ttl)
+		}
+		if w != nil && !heard && !resubscribed {
+			// Once a quorum of nodes confirmed the subscription, try again
+			// at once: a release before that was not heard.
+			resubscribed = true
+			lk.notify.awaitReady(ctx, w, lk.timeoutFor(ttl))
+			continue
 		}
 		var qe *QuorumError
 		if errors.As(err, &qe) {
-			if free, ok := qe.freeAfter(true); ok {
+			if free, ok := qe.freeAfter(true); ok && !qe.promised() {
 				// The holder's TTLs were read during the attempt: count
 				// from its start, not from now.
 				free = max(free-took, 0)
@@ -161,6 +181,17 @@ func (lk *Locker) obtain(ctx context.Context, name string, ttl time.Duration, re
 		}
 		timedOut = !woken
 	}
+}
+
+// refusedBy reports whether node i refused the attempt that failed with err
+// because the lock is held: it then queued the attempt's Locker.
+func refusedBy(err error, i int) bool {
+	var qe *QuorumError
+	if !errors.As(err, &qe) || i >= len(qe.Votes) {
+		return false
+	}
+	v := qe.Votes[i]
+	return v.Answered && v.Err == nil && !v.Yes && v.Discarded == "" && v.Holder != ""
 }
 
 // backoff returns the wait after a failed attempt: the configured Backoff's,
@@ -206,10 +237,14 @@ func contextError(op, name string, ctxErr, last error) error {
 
 // attempt is one round of acquire calls to every node; a gated attempt
 // asks the lock's gate first (see gate.go).
-func (lk *Locker) attempt(ctx context.Context, name, key string, ttl time.Duration, gated bool) (*Lock, error) {
+func (lk *Locker) attempt(ctx context.Context, name, key string, ttl time.Duration, gated, enqueue bool) (*Lock, error) {
+	g := lk.gate(key)
 	a := &acquisition{
 		lk:       lk,
 		keys:     []string{key},
+		queue:    lk.queueKey(key),
+		promise:  lk.promiseKey(key),
+		gate:     g,
 		token:    newToken(),
 		timeout:  lk.timeoutFor(ttl),
 		answered: make([]bool, len(lk.nodes)),
@@ -221,7 +256,17 @@ func (lk *Locker) attempt(ctx context.Context, name, key string, ttl time.Durati
 	}
 	start := lk.cfg.clock.Now()
 	args := []any{a.token, ttlms} // shared by every node's call
-	acquire := func(ctx context.Context, p pool.Pool) (any, error) {
+	// A waiter that will hear the gate's notices takes its turn in the
+	// gate's queue when refused there (see gate.go).
+	gateKeys, gateArgs := keys, args
+	if enqueue {
+		gateKeys = append(keys[:len(keys):len(keys)], a.queue, a.promise)
+		gateArgs = []any{a.token, ttlms, lk.id, queueTTLms}
+	}
+	acquire := func(ctx context.Context, i int, p pool.Pool) (any, error) {
+		if i == g {
+			return p.Eval(ctx, script, gateKeys, gateArgs...)
+		}
 		return p.Eval(ctx, script, keys, args...)
 	}
 	settle := func(r *reply) func() {
@@ -270,7 +315,7 @@ func (lk *Locker) attempt(ctx context.Context, name, key string, ttl time.Durati
 	case refused:
 		// The gate refused: the lock is held, and the other nodes were
 		// not asked.
-		err = &QuorumError{Op: "obtain", Name: name, Quorum: lk.quorum, Votes: votes, Err: ErrHeld, gate: 1 + lk.gate(key)}
+		err = &QuorumError{Op: "obtain", Name: name, Quorum: lk.quorum, Votes: votes, Err: ErrHeld, gate: 1 + g}
 	case tally.Reached():
 		var fence int64
 		if lk.cfg.fencing {
@@ -418,7 +463,7 @@ func (lk *Locker) settleFence(ctx context.Context, name string, keys []string, a
 		return fence, nil
 	}
 	arg := strconv.FormatInt(fence, 10)
-	ch, n, err := lk.fanout(ctx, nil, a.timeout, func(ctx context.Context, p pool.Pool) (any, error) {
+	ch, n, err := lk.fanout(ctx, nil, a.timeout, func(ctx context.Context, _ int, p pool.Pool) (any, error) {
 		return p.Eval(ctx, scripts.RaiseFence, keys, a.token, arg)
 	}, nil)
 	if err != nil {
@@ -442,6 +487,9 @@ func (lk *Locker) settleFence(ctx context.Context, name string, keys []string, a
 type acquisition struct {
 	lk      *Locker
 	keys    []string
+	queue   string // the lock's turn queue, kept on its gate node,
+	promise string // and the name of the waiter whose turn it is
+	gate    int
 	token   string
 	timeout time.Duration
 
@@ -483,23 +531,27 @@ func (a *acquisition) answeredLocked() []int {
 	return list
 }
 
-// release is the owner-checked delete of this attempt's key on one node,
-// announcing the release to waiters.
-func (a *acquisition) release(ctx context.Context, p pool.Pool) (any, error) {
+// release is the owner-checked delete of this attempt's key on node i,
+// announcing the release to waiters: on the lock's gate, to the first waiter
+// of its turn queue only.
+func (a *acquisition) release(ctx context.Context, i int, p pool.Pool) (any, error) {
+	if i == a.gate {
+		return p.Eval(ctx, scripts.ReleaseTurn, []string{a.keys[0], a.queue, a.promise}, a.token, a.lk.promiseMs(i))
+	}
 	return p.Eval(ctx, scripts.Release, a.keys, a.token)
 }
 
-// cleanup removes a failed attempt's key from one node. It announces the
+// cleanup removes a failed attempt's key from node i. It announces the
 // release like any other: contenders refused by this key (votes split
 // between several attempts) wait for that notice.
-func (a *acquisition) cleanup(ctx context.Context, p pool.Pool) (any, error) {
-	return a.release(ctx, p)
+func (a *acquisition) cleanup(ctx context.Context, i int, p pool.Pool) (any, error) {
+	return a.release(ctx, i, p)
 }
 
 // releaseNow releases node i from the calling goroutine, bounded by the
 // attempt's node timeout and never by a caller's context.
 func (a *acquisition) releaseNow(i int) {
 	ctx, stop := a.lk.bounded(context.Background(), a.timeout)
-	_, _ = a.cleanup(ctx, a.lk.nodes[i])
+	_, _ = a.cleanup(ctx, i, a.lk.nodes[i])
 	stop()
 }

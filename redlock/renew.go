@@ -233,7 +233,7 @@ func (r *renewer) renew(batch []*Lock) {
 		keys[i] = it.l.acq.keys[0]
 		args = append(args, it.l.acq.token, strconv.FormatInt(it.ttl.Milliseconds(), 10))
 	}
-	ch, n, err := lk.fanout(context.Background(), nil, timeout, func(ctx context.Context, p pool.Pool) (any, error) {
+	ch, n, err := lk.fanout(context.Background(), nil, timeout, func(ctx context.Context, _ int, p pool.Pool) (any, error) {
 		return extendMany(ctx, p, keys, args)
 	}, nil)
 	if err != nil {

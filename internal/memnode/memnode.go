@@ -4,9 +4,12 @@
 package memnode
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -21,6 +24,7 @@ type Node struct {
 
 	mu       sync.Mutex
 	keys     map[string]entry
+	queues   map[string]*queue
 	fail     error
 	delay    time.Duration
 	hang     chan struct{} // non-nil while hung; closed on Unhang
@@ -29,6 +33,18 @@ type Node struct {
 	finished int
 	subs     []*sub
 	info     Info
+}
+
+// queue is a lock's turn queue: waiters by arrival (a sorted set on a real
+// node), gone when it expires.
+type queue struct {
+	members []queued // by score, then name
+	expires time.Time
+}
+
+type queued struct {
+	name  string
+	score int64
 }
 
 type entry struct {
@@ -41,7 +57,7 @@ var _ pool.Pool = (*Node)(nil)
 
 // New returns an empty node named addr whose keys expire by c.
 func New(addr string, c clock.Clock) *Node {
-	return &Node{addr: addr, clock: c, keys: map[string]entry{}}
+	return &Node{addr: addr, clock: c, keys: map[string]entry{}, queues: map[string]*queue{}}
 }
 
 // Addr returns the node's name.
@@ -134,6 +150,7 @@ func (n *Node) Flush() {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.keys = map[string]entry{}
+	n.queues = map[string]*queue{}
 }
 
 // Eval runs the semantics of the script named s.Name.
@@ -210,14 +227,38 @@ func (n *Node) run(name string, keys []string, args []any) (any, error) {
 	e, exists := n.lookup(key)
 	switch name {
 	case "acquire", "acquire-fenced":
-		return n.acquire(name, keys, str(0), ms)
-	case "release":
+		if len(args) < 2 {
+			return nil, &pool.ServerError{Msg: "ERR script " + name + " expects a token and a ttl"}
+		}
+		return n.acquire(name, keys, args, ms)
+	case "release", "release-turn":
 		if exists && e.notString {
 			return nil, wrongType
 		}
+		var promise time.Duration
+		if name == "release-turn" {
+			if len(keys) < 3 {
+				return nil, &pool.ServerError{Msg: "ERR script release-turn expects a queue and a promise key"}
+			}
+			var err error
+			if promise, err = ms(1); err != nil {
+				return nil, err
+			}
+		}
 		if exists && e.val == str(0) {
 			delete(n.keys, key)
-			n.publish(key)
+			next := ""
+			if name == "release-turn" {
+				if next = n.popQueue(keys[1]); next != "" {
+					n.keys[keys[2]] = entry{val: next, expires: n.clock.Now().Add(promise)}
+				}
+			}
+			n.publish(key, next)
+			return int64(1), nil
+		}
+		return int64(0), nil
+	case "leave":
+		if n.leaveQueue(key, str(0)) {
 			return int64(1), nil
 		}
 		return int64(0), nil
@@ -255,11 +296,25 @@ func (n *Node) run(name string, keys []string, args []any) (any, error) {
 	return nil, &pool.ServerError{Msg: "ERR unknown script " + name}
 }
 
-// acquire runs the acquire scripts: KEYS lock, boot marker[, fence].
-func (n *Node) acquire(name string, keys []string, token string, ms func(int) (time.Duration, error)) (any, error) {
+// acquire runs the acquire scripts: KEYS lock, boot marker[, fence][,
+// queue]; ARGV token, ttl[, waiter, queue ttl].
+func (n *Node) acquire(name string, keys []string, args []any, ms func(int) (time.Duration, error)) (any, error) {
 	ttl, err := ms(1)
 	if err != nil {
 		return nil, err
+	}
+	token := fmt.Sprint(args[0])
+	queueKey, promiseKey, waiter := "", "", ""
+	var queueTTL time.Duration
+	if len(args) >= 4 {
+		if queueTTL, err = ms(3); err != nil {
+			return nil, err
+		}
+		if len(keys) < 4 {
+			return nil, &pool.ServerError{Msg: "ERR script " + name + " expects a queue and a promise key"}
+		}
+		queueKey, promiseKey, waiter = keys[len(keys)-2], keys[len(keys)-1], fmt.Sprint(args[2])
+		keys = keys[:len(keys)-2]
 	}
 	if len(keys) < 2 || (name == "acquire-fenced" && len(keys) < 3) {
 		return nil, &pool.ServerError{Msg: "ERR script " + name + " expects more keys"}
@@ -272,6 +327,12 @@ func (n *Node) acquire(name string, keys []string, token string, ms func(int) (t
 	}
 	born, _ := strconv.ParseInt(marker.val, 10, 64)
 	age := now - born
+	if queueKey != "" {
+		if p, ok := n.lookup(promiseKey); ok && p.val != waiter {
+			n.joinQueue(queueKey, waiter, now, queueTTL)
+			return []any{int64(0), int64(p.expires.Sub(n.clock.Now()) / time.Millisecond), "turn:" + p.val[:min(len(p.val), 8)], int64(0), now, age}, nil
+		}
+	}
 	e, exists := n.lookup(keys[0])
 	if !exists {
 		n.keys[keys[0]] = entry{val: token, expires: n.clock.Now().Add(ttl)}
@@ -282,6 +343,10 @@ func (n *Node) acquire(name string, keys []string, token string, ms func(int) (t
 			}
 			fence++
 			n.keys[keys[2]] = entry{val: strconv.FormatInt(fence, 10)}
+		}
+		if queueKey != "" {
+			n.leaveQueue(queueKey, waiter)
+			delete(n.keys, promiseKey)
 		}
 		return []any{int64(1), int64(0), "", fence, now, age}, nil
 	}
@@ -295,13 +360,93 @@ func (n *Node) acquire(name string, keys []string, token string, ms func(int) (t
 				fence, _ = strconv.ParseInt(f.val, 10, 64)
 			}
 		}
+		if queueKey != "" {
+			n.leaveQueue(queueKey, waiter)
+			delete(n.keys, promiseKey)
+		}
 		return []any{int64(1), int64(0), "", fence, now, age}, nil
+	}
+	if queueKey != "" {
+		n.joinQueue(queueKey, waiter, now, queueTTL)
 	}
 	pttl := int64(-1)
 	if !e.expires.IsZero() {
 		pttl = int64(e.expires.Sub(n.clock.Now()) / time.Millisecond)
 	}
 	return []any{int64(0), pttl, e.val[:min(len(e.val), 8)], int64(0), now, age}, nil
+}
+
+// lookupQueue returns key's queue unless it expired; n.mu is held.
+func (n *Node) lookupQueue(key string) *queue {
+	q := n.queues[key]
+	if q != nil && !n.clock.Now().Before(q.expires) {
+		delete(n.queues, key)
+		return nil
+	}
+	return q
+}
+
+// joinQueue adds waiter to key's queue with score now unless it is queued
+// already (ZADD NX), and sets the queue's expiry (PEXPIRE).
+func (n *Node) joinQueue(key, waiter string, now int64, ttl time.Duration) {
+	q := n.lookupQueue(key)
+	if q == nil {
+		q = &queue{}
+		n.queues[key] = q
+	}
+	if !slices.ContainsFunc(q.members, func(m queued) bool { return m.name == waiter }) {
+		q.members = append(q.members, queued{name: waiter, score: now})
+		slices.SortStableFunc(q.members, func(a, b queued) int {
+			if c := cmp.Compare(a.score, b.score); c != 0 {
+				return c
+			}
+			return strings.Compare(a.name, b.name)
+		})
+	}
+	q.expires = n.clock.Now().Add(ttl)
+}
+
+// leaveQueue removes waiter from key's queue (ZREM) and reports whether it
+// was there.
+func (n *Node) leaveQueue(key, waiter string) bool {
+	q := n.lookupQueue(key)
+	if q == nil {
+		return false
+	}
+	i := slices.IndexFunc(q.members, func(m queued) bool { return m.name == waiter })
+	if i < 0 {
+		return false
+	}
+	q.members = slices.Delete(q.members, i, i+1)
+	if len(q.members) == 0 {
+		delete(n.queues, key)
+	}
+	return true
+}
+
+// popQueue removes and returns the first waiter of key's queue (ZPOPMIN),
+// "" when there is none.
+func (n *Node) popQueue(key string) string {
+	q := n.lookupQueue(key)
+	if q == nil || len(q.members) == 0 {
+		return ""
+	}
+	first := q.members[0].name
+	n.leaveQueue(key, first)
+	return first
+}
+
+// Queue returns the waiters in key's turn queue, first first.
+func (n *Node) Queue(key string) []string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var names []string
+	if q := n.lookupQueue(key); q != nil {
+		for _, m := range q.members {
+			names = append(names, m.name)
+		}
+	}
+	return names
 }
 
 func (n *Node) extendMany(keys []string, args []any) (any, error) {

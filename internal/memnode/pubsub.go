@@ -50,9 +50,9 @@ func (n *Node) DropSubscriptions() {
 }
 
 // publish delivers a message to the subscribers of channel; n.mu is held.
-func (n *Node) publish(channel string) {
+func (n *Node) publish(channel, data string) {
 	for _, s := range n.subs {
-		s.deliver(pool.Event{Kind: pool.EventMessage, Channel: channel}, true)
+		s.deliver(pool.Event{Kind: pool.EventMessage, Channel: channel, Data: data}, true)
 	}
 }
 

@@ -10,7 +10,12 @@ import (
 
 // acquireSrc is shared by Acquire and AcquireFenced. KEYS[1] is the lock,
 // KEYS[2] the node's boot marker, KEYS[3] (fenced only) the fence counter;
-// ARGV[1] is the token and ARGV[2] the TTL in milliseconds.
+// ARGV[1] is the token and ARGV[2] the TTL in milliseconds. With ARGV[3] (a
+// waiter's name) and ARGV[4] (milliseconds), the last two keys are the lock's
+// turn queue and its promise (see ReleaseTurn): a lock promised to another
+// waiter is refused as if held by it; a refused caller joins the queue
+// (keeping its place if already in it, the queue expiring ARGV[4] after its
+// last arrival); a granted one leaves it, and takes up its promise.
 //
 // The boot marker is a key without expiry holding the server time at which
 // it was written; the first call to find it missing (a node started empty or
@@ -19,16 +24,33 @@ import (
 const acquireSrc = `
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local queue, promise = false, false
+if ARGV[3] then
+  queue, promise = KEYS[#KEYS - 1], KEYS[#KEYS]
+end
+local fenced = #KEYS - (queue and 2 or 0) >= 3
 local born = redis.call('GET', KEYS[2])
 if not born then
   born = string.format('%.0f', now)
   redis.call('SET', KEYS[2], born)
 end
 local age = now - (tonumber(born) or 0)
+if queue then
+  local promised = redis.call('GET', promise)
+  if promised and promised ~= ARGV[3] then
+    redis.call('ZADD', queue, 'NX', now, ARGV[3])
+    redis.call('PEXPIRE', queue, ARGV[4])
+    return {0, redis.call('PTTL', promise), 'turn:' .. string.sub(promised, 1, 8), 0, now, age}
+  end
+end
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
   local fence = 0
-  if #KEYS >= 3 then
+  if fenced then
     fence = redis.call('INCR', KEYS[3])
+  end
+  if queue then
+    redis.call('ZREM', queue, ARGV[3])
+    redis.call('DEL', promise)
   end
   return {1, 0, '', fence, now, age}
 end
@@ -40,10 +62,18 @@ if v == ARGV[1] then
   -- Our own token: a retry of a call whose reply was lost. Still granted;
   -- the fence is the counter now, at least what that call drew.
   local fence = 0
-  if #KEYS >= 3 then
+  if fenced then
     fence = tonumber(redis.call('GET', KEYS[3]) or '0')
   end
+  if queue then
+    redis.call('ZREM', queue, ARGV[3])
+    redis.call('DEL', promise)
+  end
   return {1, 0, '', fence, now, age}
+end
+if queue then
+  redis.call('ZADD', queue, 'NX', now, ARGV[3])
+  redis.call('PEXPIRE', queue, ARGV[4])
 end
 return {0, redis.call('PTTL', KEYS[1]), string.sub(v, 1, 8), 0, now, age}
 `
@@ -54,7 +84,9 @@ return {0, redis.call('PTTL', KEYS[1]), string.sub(v, 1, 8), 0, now, age}
 // token (enough to tell owners apart, far too little to release their lock),
 // fence (0), server time in ms, boot marker age in ms}. A lock key of another
 // type is a WRONGTYPE error. A key already holding the caller's own token (a
-// retried call whose reply was lost) is granted again.
+// retried call whose reply was lost) is granted again. Called with a
+// waiter's name (ARGV[3], ARGV[4], the queue and the promise as last keys),
+// it also keeps the lock's turn queue (see acquireSrc and ReleaseTurn).
 var Acquire = &pool.Script{Name: "acquire", Src: acquireSrc}
 
 // AcquireFenced is Acquire that also increments the fence counter KEYS[3]
@@ -79,6 +111,10 @@ return 0
 // HolderIDLen is how many characters of the holder's token Acquire returns.
 const HolderIDLen = 8
 
+// Promised prefixes the holder Acquire reports for a lock promised to
+// another waiter: the first HolderIDLen characters of that waiter's name.
+const Promised = "turn:"
+
 // Release deletes KEYS[1] only if it holds the token ARGV[1], and then
 // publishes an empty message on the channel named KEYS[1] so that waiters
 // learn at once that the lock is free on this node. Reply: 1 when deleted, 0
@@ -90,6 +126,31 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
   return 1
 end
 return 0
+`}
+
+// ReleaseTurn is Release on the node that keeps the lock's turn queue
+// KEYS[2] (see Acquire): when it deletes the lock it takes the first waiter
+// out of the queue, promises it the lock for ARGV[2] milliseconds (KEYS[3]
+// holds its name meanwhile: Acquire refuses the others) and publishes its
+// name on the channel KEYS[1] (an empty message when nobody is queued), so
+// that only that waiter is woken. Reply: that of Release.
+var ReleaseTurn = &pool.Script{Name: "release-turn", Src: `
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  local next = redis.call('ZPOPMIN', KEYS[2])
+  if next[1] then
+    redis.call('SET', KEYS[3], next[1], 'PX', ARGV[2])
+  end
+  redis.call('PUBLISH', KEYS[1], next[1] or '')
+  return 1
+end
+return 0
+`}
+
+// Leave takes the waiter ARGV[1] out of the turn queue KEYS[1]. Reply: 1 if
+// it was queued, 0 otherwise.
+var Leave = &pool.Script{Name: "leave", Src: `
+return redis.call('ZREM', KEYS[1], ARGV[1])
 `}
 
 // ExtendMany extends many locks in one call: for each i, KEYS[i] gets an

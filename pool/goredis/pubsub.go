@@ -92,7 +92,7 @@ func (s *subscription) Receive(timeout time.Duration) (pool.Event, error) {
 		}
 		switch m := v.(type) {
 		case *redis.Message:
-			return pool.Event{Kind: pool.EventMessage, Channel: m.Channel}, nil
+			return pool.Event{Kind: pool.EventMessage, Channel: m.Channel, Data: m.Payload}, nil
 		case *redis.Subscription:
 			switch m.Kind {
 			case "subscribe":
