@@ -262,3 +262,83 @@ func TestNoGateWithoutAPossibleQuorum(t *testing.T) {
 		t.Errorf("two attempts made calls %v, want both on every node", d)
 	}
 }
+
+// Waiters of separate Lockers take turns: refused by the gate, each joins
+// the lock's turn queue, and a release wakes only the first in line, which
+// obtains the lock while the next makes no call; the next release is its
+// turn.
+func TestReleaseWakesOnlyTheNextInLine(t *testing.T) {
+	gc := newGateCluster(t)
+	gate := gc.gateOf(t, gc.locker(t, []int{0, 1, 2, 3, 4}))
+	queue := "\x00turn:" + lockKey("g")
+	queued := func(n int) func() bool {
+		return func() bool { return len(gc.nodes[gate].Queue(queue)) >= n }
+	}
+	// The waiters retry when their timer fires (SafetyPoll), and join the
+	// queue once they hear the gate's notices.
+	untilQueued := func(n int) {
+		t.Helper()
+		deadline := time.Now().Add(hangBound)
+		for !queued(n)() {
+			if time.Now().After(deadline) {
+				t.Fatalf("never %d waiters in the turn queue", n)
+			}
+			gc.clock.Advance(redlock.SafetyPoll)
+			time.Sleep(time.Millisecond)
+		}
+	}
+	// gateOf's Locker left the queue when it gave up.
+	eventually(t, "the queue is empty", func() bool { return len(gc.nodes[gate].Queue(queue)) == 0 })
+	obtain := func(lk *redlock.Locker) <-chan result {
+		return start(func() (*redlock.Lock, error) { return lk.Obtain(context.Background(), "g", time.Minute) })
+	}
+	first := obtain(newLocker(t, gc.clock, gc.poolsIn([]int{0, 1, 2, 3, 4}), redlock.WithNodeTimeout(time.Hour)))
+	untilQueued(1)
+	second := obtain(newLocker(t, gc.clock, gc.poolsIn([]int{0, 1, 2, 3, 4}), redlock.WithNodeTimeout(time.Hour)))
+	untilQueued(2)
+
+	// The attempts the clock's advance set off may still be landing: the
+	// clock stands still from here, so the counts settle.
+	before := gc.counts(t, 0)
+	for stable := 0; stable < 3; {
+		time.Sleep(30 * time.Millisecond)
+		now := gc.counts(t, 0)
+		if slices.Equal(now, before) {
+			stable++
+		} else {
+			stable, before = 0, now
+		}
+	}
+	if err := gc.rival.Release(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	var r result
+	select {
+	case r = <-first:
+	case r = <-second:
+		t.Fatalf("the second in line obtained the lock first: %v", r.err)
+	case <-time.After(hangBound):
+		t.Fatal("no waiter obtained the released lock without its timer")
+	}
+	if r.err != nil {
+		t.Fatalf("first in line: %v", r.err)
+	}
+	// One attempt on every node: the first waiter's. The second sleeps.
+	gc.counts(t, sum(before)+5)
+	time.Sleep(20 * time.Millisecond)
+	if d := diff(gc.counts(t, 0), before); sum(d) != 5 {
+		t.Errorf("the release was followed by acquire calls %v, want one attempt's (1 on each node)", d)
+	}
+	if err := r.lock.Release(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case r = <-second:
+		if r.err != nil {
+			t.Fatalf("second in line: %v", r.err)
+		}
+	case <-time.After(hangBound):
+		t.Fatal("the second in line was not woken by the next release")
+	}
+	_ = r.lock.Release(t.Context())
+}

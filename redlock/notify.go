@@ -241,12 +241,18 @@ func (n *notifier) hearsGate(w *waiter) bool {
 	return w.nw.confirmed[w.nw.gate]
 }
 
-// queued records whether the last attempt put this Locker in the gate's
-// turn queue.
+// queued records whether this Locker is in the gate's turn queue: set
+// before an attempt that may join it (the gate may name it before the
+// attempt returns), and again after. Leaving the queue, w wakes if the
+// releases announced meanwhile would have woken it.
 func (n *notifier) queued(w *waiter, on bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	was := w.nw.queued
 	w.nw.queued = on
+	if was && !on && w.announced() >= n.lk.quorum {
+		n.wakeFirstLocked(w.nw)
+	}
 }
 
 // rearm is called before each attempt: releases announced from now on count
@@ -416,6 +422,12 @@ func (n *notifier) start() {
 	}
 }
 
+func (n *notifier) isStopped() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.stopped
+}
+
 // close stops every connection loop; Locker.Close then waits for them.
 func (n *notifier) close() {
 	n.mu.Lock()
@@ -474,7 +486,9 @@ func (ns *nodeSub) loop() {
 		}
 	}()
 	for retry := 0; ; retry++ {
-		if ctx.Err() != nil {
+		// ctx ends a moment after close: a connection closed by close
+		// must not be reopened meanwhile.
+		if ctx.Err() != nil || ns.n.isStopped() {
 			return
 		}
 		conn, err := ns.src.Subscribe(ctx)
@@ -489,7 +503,7 @@ func (ns *nodeSub) loop() {
 		ns.mu.Lock()
 		ns.conn, ns.last = conn, c.Now()
 		ns.mu.Unlock()
-		if ctx.Err() != nil { // closed while connecting
+		if ctx.Err() != nil || ns.n.isStopped() { // closed while connecting
 			_ = conn.Close()
 			return
 		}

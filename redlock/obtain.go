@@ -100,17 +100,23 @@ func (lk *Locker) obtain(ctx context.Context, name string, ttl time.Duration, re
 			heard = lk.notify.live(w)
 			enqueue = retry && lk.notify.hearsGate(w)
 		}
+		if enqueue {
+			lk.notify.queued(w, true)
+		}
 		began := lk.cfg.clock.Now()
 		// A contended attempt goes through the gate (gate.go), unless it
 		// follows a wait that no notice ended: then the gate's refusals may
 		// come from a stale key the rest of the quorum no longer has, and
-		// every node is asked. A single attempt asks every node too. When
-		// the gate named this Locker, its grant comes first: by the time
-		// the other nodes are asked, the last holder's releases have
-		// reached them too.
-		gated := retry && !timedOut && (turn || lk.hot.hot(key, began))
+		// every node is asked. A single attempt asks every node too, and
+		// so does the waiter the gate named: the lock is promised to it
+		// there, and the last holder's releases left for the other nodes
+		// before the gate's notice did.
+		gated := retry && !timedOut && !turn && lk.hot.hot(key, began)
 		l, err := lk.attempt(ctx, name, key, ttl, gated, enqueue)
 		took := lk.cfg.clock.Since(began)
+		if enqueue && err != nil {
+			lk.notify.queued(w, mayBeQueued(err, lk.gate(key)))
+		}
 		if err == nil {
 			obtained = true
 			return l, nil
@@ -131,9 +137,6 @@ func (lk *Locker) obtain(ctx context.Context, name string, ttl time.Duration, re
 		wait, again := lk.backoff(w, failures)
 		if !again {
 			return nil, err
-		}
-		if enqueue {
-			lk.notify.queued(w, refusedBy(err, lk.gate(key)))
 		}
 		if w == nil {
 			w = lk.notify.register(key, ttl)
@@ -183,15 +186,16 @@ func (lk *Locker) obtain(ctx context.Context, name string, ttl time.Duration, re
 	}
 }
 
-// refusedBy reports whether node i refused the attempt that failed with err
-// because the lock is held: it then queued the attempt's Locker.
-func refusedBy(err error, i int) bool {
+// mayBeQueued reports whether the gate i may have put this Locker in the
+// lock's turn queue in the attempt that failed with err: it refused because
+// the lock is held, or the round was decided before it answered.
+func mayBeQueued(err error, i int) bool {
 	var qe *QuorumError
 	if !errors.As(err, &qe) || i >= len(qe.Votes) {
 		return false
 	}
 	v := qe.Votes[i]
-	return v.Answered && v.Err == nil && !v.Yes && v.Discarded == "" && v.Holder != ""
+	return !v.Answered || (v.Err == nil && !v.Yes && v.Discarded == "" && v.Holder != "")
 }
 
 // backoff returns the wait after a failed attempt: the configured Backoff's,

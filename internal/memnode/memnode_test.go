@@ -326,15 +326,24 @@ func TestConformsToRedis(t *testing.T) {
 	}
 	defer conn.Close()
 	const marker = "\x00boot:conformance:"
-	const tokA, tokB = "aaaaaaaa11111111aaaaaaaa11111111", "bbbbbbbb22222222bbbbbbbb22222222"
+	const tokA, tokB, tokC = "aaaaaaaa11111111aaaaaaaa11111111", "bbbbbbbb22222222bbbbbbbb22222222", "cccccccc33333333cccccccc33333333"
 	type step struct {
 		setup  func() // on both nodes
 		script *pool.Script
 		key    string
 		args   []any
+		keys   []string // all of them, when not key (and the boot marker)
 	}
 	acquire := func(key, tok string, ms int) step {
 		return step{script: scripts.Acquire, key: key, args: []any{tok, ms}}
+	}
+	// The turn queue of lock "q" (scripts.ReleaseTurn).
+	const queue, promise = "\x00turn:q", "\x00next:q"
+	queued := func(tok, waiter string) step {
+		return step{script: scripts.Acquire, key: "q", keys: []string{"q", marker, queue, promise}, args: []any{tok, 60000, waiter, 5000}}
+	}
+	releaseTurn := func(tok string) step {
+		return step{script: scripts.ReleaseTurn, key: "q", keys: []string{"q", queue, promise}, args: []any{tok, 60000}}
 	}
 	call := func(s *pool.Script, key string, args ...any) step { return step{script: s, key: key, args: args} }
 	steps := []step{
@@ -364,6 +373,18 @@ func TestConformsToRedis(t *testing.T) {
 		}, script: scripts.Acquire, key: "list", args: []any{tokA, 1000}},
 		call(scripts.Release, "list", tokA),
 		call(scripts.Extend, "list", tokA, 1000),
+		queued(tokA, "w0"),
+		queued(tokB, "w1"),
+		queued(tokC, "w2"),
+		queued(tokB, "w1"),
+		releaseTurn(tokB),
+		releaseTurn(tokA),
+		queued(tokC, "w2"), // promised to w1
+		queued(tokB, "w1"),
+		call(scripts.Leave, queue, "w2"),
+		call(scripts.Leave, queue, "w2"),
+		releaseTurn(tokB),
+		queued(tokC, "w3"),
 	}
 	describe := func(reply any, err error, s *pool.Script) string {
 		switch {
@@ -402,6 +423,9 @@ func TestConformsToRedis(t *testing.T) {
 		keys := []string{st.key}
 		if st.script == scripts.Acquire {
 			keys = append(keys, marker)
+		}
+		if st.keys != nil {
+			keys = st.keys
 		}
 		rr, rerr := real.Eval(ctx, st.script, keys, st.args...)
 		mr, merr := mem.Eval(ctx, st.script, keys, st.args...)

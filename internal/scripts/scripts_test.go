@@ -128,7 +128,7 @@ func TestInt(t *testing.T) {
 func TestScriptRules(t *testing.T) {
 	absolute := regexp.MustCompile(`(?i)'(PXAT|EXAT|PEXPIREAT|EXPIREAT)'`)
 	keyFromArgs := regexp.MustCompile(`redis\.p?call\(\s*'[A-Za-z]+'\s*,\s*ARGV`)
-	for _, s := range []*pool.Script{scripts.Acquire, scripts.Release, scripts.Extend, scripts.ExtendMany} {
+	for _, s := range []*pool.Script{scripts.Acquire, scripts.Release, scripts.ReleaseTurn, scripts.Leave, scripts.Extend, scripts.ExtendMany} {
 		if s.Name == "" || strings.TrimSpace(s.Src) == "" {
 			t.Errorf("script %q has no name or source", s.Name)
 		}
@@ -355,5 +355,127 @@ func TestReleasePublishes(t *testing.T) {
 		case error:
 			t.Fatal(m)
 		}
+	}
+}
+
+// The turn queue on a real Redis: refused waiters queue in arrival order and
+// keep their place; releasing on the gate promises the lock to the first and
+// names it in the notice; the promise refuses the others and ends with the
+// promised waiter's grant; Leave takes a waiter out.
+func TestTurnQueueOnRedis(t *testing.T) {
+	srv := redistest.Start(t, 1)[0]
+	p := redistest.Pools(t, []*redistest.Server{srv})[0]
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	conn, err := redis.Dial("tcp", srv.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	sc, err := redis.Dial("tcp", srv.Addr, redis.DialReadTimeout(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sc.Close()
+	psc := redis.PubSubConn{Conn: sc}
+	if err := psc.Subscribe("q"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := psc.Receive().(redis.Subscription); !ok {
+		t.Fatal("no subscription confirmation")
+	}
+	const queue, promise = "\x00turn:q", "\x00next:q"
+	queued := func(token, waiter string) scripts.AcquireReply {
+		t.Helper()
+		reply, err := p.Eval(ctx, scripts.Acquire, []string{"q", bootMarker, queue, promise}, token, 60000, waiter, 5000)
+		if err != nil {
+			t.Fatalf("acquire by %s: %v", waiter, err)
+		}
+		ar, err := scripts.DecodeAcquire(reply)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ar
+	}
+	order := func(want ...string) {
+		t.Helper()
+		got, err := redis.Strings(conn.Do("ZRANGE", queue, 0, -1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, want) && (len(got) != 0 || len(want) != 0) {
+			t.Errorf("queue = %q, want %q", got, want)
+		}
+	}
+	releaseTurn := func(token string) bool {
+		t.Helper()
+		reply, err := p.Eval(ctx, scripts.ReleaseTurn, []string{"q", queue, promise}, token, 50)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ok, _ := scripts.DecodeFlag(reply)
+		return ok
+	}
+	notice := func(want string) {
+		t.Helper()
+		switch m := psc.Receive().(type) {
+		case redis.Message:
+			if string(m.Data) != want {
+				t.Errorf("release notice names %q, want %q", m.Data, want)
+			}
+		default:
+			t.Fatalf("got %v, want a release notice", m)
+		}
+	}
+
+	if ar := queued("tokA", "w0"); !ar.Granted {
+		t.Fatalf("first acquire refused: %+v", ar)
+	}
+	order()
+	for _, w := range []string{"w1", "w2", "w1"} {
+		if ar := queued("tok-"+w, w); ar.Granted || ar.Holder != "tokA" {
+			t.Fatalf("acquire by %s of a held lock: %+v, want refused by tokA", w, ar)
+		}
+	}
+	order("w1", "w2") // w1 kept its place
+	if pttl, _ := redis.Int64(conn.Do("PTTL", queue)); pttl <= 0 || pttl > 5000 {
+		t.Errorf("queue PTTL = %d, want its arrivals' 5000 ms", pttl)
+	}
+	if !releaseTurn("tokA") {
+		t.Fatal("release by the holder failed")
+	}
+	notice("w1")
+	order("w2")
+	if pttl, _ := redis.Int64(conn.Do("PTTL", promise)); pttl <= 0 || pttl > 50 {
+		t.Errorf("promise PTTL = %d, want at most 50 ms", pttl)
+	}
+	if ar := queued("tok-w2", "w2"); ar.Granted || ar.Holder != scripts.Promised+"w1" || ar.HolderTTLms > 50 {
+		t.Errorf("acquire by w2 of a lock promised to w1: %+v, want refused for w1's promise", ar)
+	}
+	if ar := queued("tok-w1", "w1"); !ar.Granted {
+		t.Fatalf("acquire by the promised w1: %+v, want granted", ar)
+	}
+	if n, _ := redis.Int(conn.Do("EXISTS", promise)); n != 0 {
+		t.Error("the promise outlived the promised waiter's grant")
+	}
+	order("w2")
+	if reply, err := p.Eval(ctx, scripts.Leave, []string{queue}, "w2"); err != nil || reply != int64(1) {
+		t.Errorf("Leave of a queued waiter = %v, %v; want 1", reply, err)
+	}
+	if reply, err := p.Eval(ctx, scripts.Leave, []string{queue}, "w2"); err != nil || reply != int64(0) {
+		t.Errorf("Leave of a waiter not queued = %v, %v; want 0", reply, err)
+	}
+	if releaseTurn("tokA") {
+		t.Error("release with a stale token succeeded")
+	}
+	if !releaseTurn("tok-w1") {
+		t.Fatal("release by w1 failed")
+	}
+	notice("") // nobody queued: every waiter may try
+	if n, _ := redis.Int(conn.Do("EXISTS", promise)); n != 0 {
+		t.Error("a release with nobody queued promised the lock")
+	}
+	if ar := queued("tok-w3", "w3"); !ar.Granted {
+		t.Errorf("acquire of a free lock: %+v, want granted", ar)
 	}
 }
