@@ -232,6 +232,9 @@ func TestRenewerBatchesRoundTrips(t *testing.T) {
 		}
 		locks[i] = l
 	}
+	// Each Obtain was decided by a quorum: its call to node 0 may still be
+	// on its way. Count from when every one has returned.
+	eventually(t, "every acquire call returned", func() bool { return c.nodes[0].Finished() >= n })
 	before, _ := c.nodes[0].Calls()
 	c.clock.Advance(ttl / 3)
 	eventually(t, "all locks renewed", func() bool {
