@@ -55,18 +55,26 @@ func (lk *Locker) fanout(ctx context.Context, list []int, timeout time.Duration,
 		if list != nil {
 			i = list[k]
 		}
+		skipped := lk.skip(i)
 		call := func() error {
-			val, err := op(rctx, i, lk.nodes[i])
-			switch {
-			case err == nil:
-			case ctxEnded(ctx) != nil:
-				// The client library may turn the caller's deadline into a
-				// socket deadline that fires just before ctx.Done: the
-				// node did not fail, the caller's time ran out.
-				err = ctxEnded(ctx)
-			case ctxEnded(rctx) != nil:
-				// The socket timeout may fire a moment before rctx's own.
-				err = errNodeTimeout{timeout: timeout}
+			var val any
+			var err error
+			if skipped {
+				err = errNodeSilent{}
+			} else {
+				val, err = op(rctx, i, lk.nodes[i])
+				switch {
+				case err == nil:
+				case ctxEnded(ctx) != nil:
+					// The client library may turn the caller's deadline into
+					// a socket deadline that fires just before ctx.Done: the
+					// node did not fail, the caller's time ran out.
+					err = ctxEnded(ctx)
+				case ctxEnded(rctx) != nil:
+					// The socket timeout may fire a moment before rctx's own.
+					err = errNodeTimeout{timeout: timeout}
+				}
+				lk.heard(i, err)
 			}
 			r := reply{node: i, val: val, err: err, latency: lk.cfg.clock.Since(start)}
 			if err == nil {
@@ -85,11 +93,12 @@ func (lk *Locker) fanout(ctx context.Context, list []int, timeout time.Duration,
 			}
 			return nil
 		}
-		if inline := real && len(lk.nodes) == 1; inline {
-			// One node: there is nothing to wait for in parallel, and the
-			// call is bounded by rctx's deadline (the node timeout, or the
-			// caller's deadline if sooner) on the calling goroutine. Only
-			// a cancellation without a deadline waits for the call.
+		if inline := skipped || (real && len(lk.nodes) == 1); inline {
+			// A skipped call costs nothing (silence.go). With one node
+			// there is nothing to wait for in parallel, and the call is
+			// bounded by rctx's deadline (the node timeout, or the caller's
+			// deadline if sooner) on the calling goroutine. Only a
+			// cancellation without a deadline waits for the call.
 			_ = call()
 			continue
 		}

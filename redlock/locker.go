@@ -40,6 +40,8 @@ type Locker struct {
 	hot   hotKeys
 	// id names this Locker in the locks' turn queues (gate.go).
 	id string
+	// silent pauses the nodes that recently timed out (silence.go).
+	silent []silence
 
 	// stop ends background work (the first-use node check) at Close.
 	stop    context.Context
@@ -85,6 +87,7 @@ func New(nodes []pool.Pool, opts ...Option) (*Locker, error) {
 	}
 	lk.gates = gateOrder(lk.Nodes())
 	lk.id = newToken()[:16]
+	lk.silent = make([]silence, len(nodes))
 	lk.notify = newNotifier(lk)
 	lk.guard = newGuard(lk)
 	lk.stop, lk.stopAll = context.WithCancel(context.Background())

@@ -553,9 +553,18 @@ func (a *acquisition) cleanup(ctx context.Context, i int, p pool.Pool) (any, err
 }
 
 // releaseNow releases node i from the calling goroutine, bounded by the
-// attempt's node timeout and never by a caller's context.
+// attempt's node timeout and never by a caller's context. A node paused for
+// a timeout (silence.go) is not asked: its key, if the late call set one,
+// expires with its TTL.
 func (a *acquisition) releaseNow(i int) {
+	if a.lk.skip(i) {
+		return
+	}
 	ctx, stop := a.lk.bounded(context.Background(), a.timeout)
-	_, _ = a.cleanup(ctx, i, a.lk.nodes[i])
+	_, err := a.cleanup(ctx, i, a.lk.nodes[i])
+	if err != nil && ctxEnded(ctx) != nil {
+		err = errNodeTimeout{timeout: a.timeout}
+	}
+	a.lk.heard(i, err)
 	stop()
 }

@@ -1,0 +1,73 @@
+package redlock
+
+import (
+	"errors"
+	"sync/atomic"
+	"time"
+)
+
+// A node that lets a call run out its node timeout (hung, cut off, or
+// overloaded) is not asked again for silenceFor: rounds count it as failed
+// at once, without spending a goroutine, a connection and a clean-up on it
+// each time. Once silenceFor has passed, one call goes through as a probe:
+// an answer ends the pause, another timeout starts a new one. Skipping a
+// node only takes a vote away; it never grants what a quorum would not.
+
+// silenceFor is how long a node that timed out is skipped.
+const silenceFor = time.Second
+
+// silence is one node's pause.
+type silence struct {
+	until   atomic.Int64 // end of the pause, ns since the Locker's start; 0: none
+	probing atomic.Bool  // a call is testing the node after a pause
+}
+
+// skip reports whether a call to node i is to be skipped now. When the
+// node's pause is over, the first caller is let through as the probe and
+// the others are skipped until it is answered.
+func (lk *Locker) skip(i int) bool {
+	s := &lk.silent[i]
+	until := s.until.Load()
+	if until == 0 {
+		return false
+	}
+	if lk.sinceStart() < until {
+		return true
+	}
+	return !s.probing.CompareAndSwap(false, true)
+}
+
+// heard records how a call to node i ended: a node timeout pauses the node,
+// anything else ends its pause.
+func (lk *Locker) heard(i int, err error) {
+	s := &lk.silent[i]
+	var timeout errNodeTimeout
+	if errors.As(err, &timeout) {
+		s.until.Store(max(lk.sinceStart()+int64(silenceFor), 1))
+		s.probing.Store(false)
+		return
+	}
+	if s.until.Load() != 0 {
+		s.until.Store(0)
+		s.probing.Store(false)
+	}
+}
+
+// sinceStart is the Locker's clock reading as ns since the Locker was made.
+func (lk *Locker) sinceStart() int64 {
+	return int64(lk.cfg.clock.Since(lk.guard.origin))
+}
+
+// errNodeSilent is the failure of a call skipped because its node recently
+// let a call run out the node timeout. It matches context.DeadlineExceeded,
+// as that timeout does.
+type errNodeSilent struct{}
+
+func (errNodeSilent) Error() string {
+	return "not asked: it let a call run out the node timeout within the last " + silenceFor.String()
+}
+
+func (errNodeSilent) Unwrap() error { return errNodeTimeout{} }
+
+// Timeout reports true, as net errors do for timeouts.
+func (errNodeSilent) Timeout() bool { return true }
