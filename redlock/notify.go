@@ -131,12 +131,17 @@ func (n *notifier) liveLocked(nw *nameWait) bool {
 	return c >= n.lk.quorum
 }
 
-// waiting reports whether goroutines of this Locker are in line for key.
-func (n *notifier) waiting(key string) bool {
+// lookup reports whether goroutines of this Locker are in line for key,
+// and whether key's channel is subscribed on a quorum of nodes (waiters, or
+// a lingering subscription).
+func (n *notifier) lookup(key string) (waiting, subscribed bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	nw := n.names[key]
-	return nw != nil && len(nw.waiters) > 0
+	if nw == nil {
+		return false, false
+	}
+	return len(nw.waiters) > 0, n.liveLocked(nw)
 }
 
 // handTo hands the lock made by next to the first waiter in line for key
@@ -222,15 +227,6 @@ func (n *notifier) sweep() {
 			}
 		}
 	}
-}
-
-// subscribed reports whether key's channel is subscribed on a quorum of
-// nodes (waiters of key, or a lingering subscription).
-func (n *notifier) subscribed(key string) bool {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	nw := n.names[key]
-	return nw != nil && n.liveLocked(nw)
 }
 
 // hearsGate reports whether w hears its key's gate's notices, which a

@@ -68,7 +68,11 @@ func (lk *Locker) obtain(ctx context.Context, name string, ttl time.Duration, re
 	}()
 	splits := 0       // consecutive attempts that won some nodes but no quorum
 	timedOut := false // the last wait ended by its timer, not by a notice
-	if retry && lk.notify.waiting(key) {
+	waiting, subscribed := false, false
+	if retry {
+		waiting, subscribed = lk.notify.lookup(key)
+	}
+	if waiting {
 		// Others of this Locker are in line: queue behind them instead of
 		// racing the one a release is about to wake.
 		if w = lk.notify.register(key, ttl); w != nil {
@@ -83,7 +87,7 @@ func (lk *Locker) obtain(ctx context.Context, name string, ttl time.Duration, re
 				return handed, nil
 			}
 		}
-	} else if retry && (lk.hot.hot(key, lk.cfg.clock.Now()) || lk.notify.subscribed(key)) {
+	} else if retry && (subscribed || lk.hot.hot(key, lk.cfg.clock.Now())) {
 		// Likely to wait: get in line before the first attempt, so that a
 		// release during it is heard and the attempt can take a turn in
 		// the gate's queue.
