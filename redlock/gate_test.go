@@ -294,6 +294,8 @@ func TestReleaseWakesOnlyTheNextInLine(t *testing.T) {
 	}
 	first := obtain(newLocker(t, gc.clock, gc.poolsIn([]int{0, 1, 2, 3, 4}), redlock.WithNodeTimeout(time.Hour)))
 	untilQueued(1)
+	// The queue orders by arrival time in ms, then by name.
+	gc.clock.Advance(time.Millisecond)
 	second := obtain(newLocker(t, gc.clock, gc.poolsIn([]int{0, 1, 2, 3, 4}), redlock.WithNodeTimeout(time.Hour)))
 	untilQueued(2)
 

@@ -55,8 +55,9 @@ type nameWait struct {
 	isReady   bool
 	waiters   []*waiter // in arrival order
 
-	queued bool // this Locker is in the gate's turn queue
-	turn   bool // the gate named this Locker: its next attempt asks every node
+	queued bool   // this Locker is in the gate's turn queue
+	joins  uint64 // attempts that asked to join it
+	turn   bool   // the gate named this Locker: its next attempt asks every node
 
 	idleSince time.Time // when the last waiter left
 }
@@ -206,6 +207,7 @@ func (n *notifier) unregister(w *waiter, obtained bool) (orphan *Lock, leave boo
 	}
 	if len(nw.waiters) == 0 && n.names[nw.key] == nw {
 		leave, nw.queued, nw.turn = nw.queued, false, false
+		nw.joins++ // answers still on their way are stale
 		nw.idleSince = n.lk.cfg.clock.Now()
 	}
 	return nil, leave
@@ -237,17 +239,32 @@ func (n *notifier) hearsGate(w *waiter) bool {
 	return w.nw.confirmed[w.nw.gate]
 }
 
-// queued records whether this Locker is in the gate's turn queue: set
-// before an attempt that may join it (the gate may name it before the
-// attempt returns), and again after. Leaving the queue, w wakes if the
-// releases announced meanwhile would have woken it.
-func (n *notifier) queued(w *waiter, on bool) {
+// joining is called before an attempt that asks the gate to queue this
+// Locker if refused: it counts as queued from then on (the gate may name it
+// before the attempt returns). It returns the attempt's number for
+// gateAnswered.
+func (n *notifier) joining(w *waiter) uint64 {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	was := w.nw.queued
-	w.nw.queued = on
-	if was && !on && w.announced() >= n.lk.quorum {
-		n.wakeFirstLocked(w.nw)
+	w.nw.queued = true
+	w.nw.joins++
+	return w.nw.joins
+}
+
+// gateAnswered records the gate's answer to attempt seq, if no later
+// attempt asked since: refused, this Locker is in the queue; otherwise it is
+// not, and w wakes if the releases announced meanwhile would have woken it.
+func (n *notifier) gateAnswered(w *waiter, seq uint64, refused bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	nw := w.nw
+	if seq != nw.joins {
+		return
+	}
+	was := nw.queued
+	nw.queued = refused
+	if was && !refused && w.announced() >= n.lk.quorum {
+		n.wakeFirstLocked(nw)
 	}
 }
 

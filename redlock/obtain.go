@@ -104,8 +104,10 @@ func (lk *Locker) obtain(ctx context.Context, name string, ttl time.Duration, re
 			heard = lk.notify.live(w)
 			enqueue = retry && lk.notify.hearsGate(w)
 		}
+		var onGate func(refused bool) // the gate's answer, whenever it comes
 		if enqueue {
-			lk.notify.queued(w, true)
+			seq := lk.notify.joining(w)
+			onGate = func(refused bool) { lk.notify.gateAnswered(w, seq, refused) }
 		}
 		began := lk.cfg.clock.Now()
 		// A contended attempt goes through the gate (gate.go), unless it
@@ -114,13 +116,10 @@ func (lk *Locker) obtain(ctx context.Context, name string, ttl time.Duration, re
 		// every node is asked. A single attempt asks every node too, and
 		// so does the waiter the gate named: the lock is promised to it
 		// there, and the last holder's releases left for the other nodes
-		// before the gate's notice did.
+		// before the one to the gate (answeredLocked).
 		gated := retry && !timedOut && !turn && lk.hot.hot(key, began)
-		l, err := lk.attempt(ctx, name, key, ttl, gated, enqueue)
+		l, err := lk.attempt(ctx, name, key, ttl, gated, onGate)
 		took := lk.cfg.clock.Since(began)
-		if enqueue && err != nil {
-			lk.notify.queued(w, mayBeQueued(err, lk.gate(key)))
-		}
 		if err == nil {
 			obtained = true
 			return l, nil
@@ -190,18 +189,6 @@ func (lk *Locker) obtain(ctx context.Context, name string, ttl time.Duration, re
 	}
 }
 
-// mayBeQueued reports whether the gate i may have put this Locker in the
-// lock's turn queue in the attempt that failed with err: it refused because
-// the lock is held, or the round was decided before it answered.
-func mayBeQueued(err error, i int) bool {
-	var qe *QuorumError
-	if !errors.As(err, &qe) || i >= len(qe.Votes) {
-		return false
-	}
-	v := qe.Votes[i]
-	return !v.Answered || (v.Err == nil && !v.Yes && v.Discarded == "" && v.Holder != "")
-}
-
 // backoff returns the wait after a failed attempt: the configured Backoff's,
 // or by default SafetyPoll while w hears release notices from a quorum and
 // the fallback backoff otherwise.
@@ -244,8 +231,11 @@ func contextError(op, name string, ctxErr, last error) error {
 }
 
 // attempt is one round of acquire calls to every node; a gated attempt
-// asks the lock's gate first (see gate.go).
-func (lk *Locker) attempt(ctx context.Context, name, key string, ttl time.Duration, gated, enqueue bool) (*Lock, error) {
+// asks the lock's gate first (see gate.go). With onGate set, the call to the
+// gate asks to join the lock's turn queue if refused, and onGate learns from
+// the gate's answer, even one that comes after the round was decided,
+// whether it did.
+func (lk *Locker) attempt(ctx context.Context, name, key string, ttl time.Duration, gated bool, onGate func(refused bool)) (*Lock, error) {
 	g := lk.gate(key)
 	a := &acquisition{
 		lk:       lk,
@@ -267,7 +257,7 @@ func (lk *Locker) attempt(ctx context.Context, name, key string, ttl time.Durati
 	// A waiter that will hear the gate's notices takes its turn in the
 	// gate's queue when refused there (see gate.go).
 	gateKeys, gateArgs := keys, args
-	if enqueue {
+	if onGate != nil {
 		gateKeys = append(keys[:len(keys):len(keys)], a.queue, a.promise)
 		gateArgs = []any{a.token, ttlms, lk.id, queueTTLms}
 	}
@@ -280,6 +270,10 @@ func (lk *Locker) attempt(ctx context.Context, name, key string, ttl time.Durati
 	settle := func(r *reply) func() {
 		// Every reply, stragglers' included, tells the guard about its node.
 		lk.judgeAcquire(r)
+		if r.node == g && onGate != nil {
+			j, _ := r.val.(judgedAcquire)
+			onGate(r.err == nil && !j.reply.Granted && j.reply.Holder != "")
+		}
 		return a.settle(r)
 	}
 	classify := func(r reply) NodeVote { return lk.classifyAcquire(name, r) }
@@ -529,12 +523,18 @@ func (a *acquisition) abandon() []int {
 	return a.answeredLocked()
 }
 
+// answeredLocked lists the nodes that answered, the gate last: a release
+// sets off its calls in that order, so that the other nodes are freed before
+// the gate's notice wakes the next waiter.
 func (a *acquisition) answeredLocked() []int {
 	list := make([]int, 0, len(a.answered))
 	for i, ok := range a.answered {
-		if ok {
+		if ok && i != a.gate {
 			list = append(list, i)
 		}
+	}
+	if a.answered[a.gate] {
+		list = append(list, a.gate)
 	}
 	return list
 }
