@@ -451,9 +451,13 @@ func TestRedisWrongType(t *testing.T) {
 	if !strings.Contains(err.Error(), "WRONGTYPE") {
 		t.Errorf("the error does not show the node's reply: %v", err)
 	}
+	// The failed attempt's call to the third node may land after Obtain
+	// returned (the two lists decided the round): wait for it and for its
+	// clean-up, two script calls.
 	eventually(t, "the failed attempt is cleaned up", func() bool {
+		stats, _ := redis.String(do(t, servers[2], "INFO", "commandstats"), nil)
 		_, ok := value(t, servers[2], lockKey("list"))
-		return !ok
+		return strings.Contains(stats, "cmdstat_evalsha:calls=2,") && !ok
 	})
 	do(t, servers[0], "DEL", lockKey("list"))
 	l, err := lk.TryObtain(ctx, "list", time.Second)
