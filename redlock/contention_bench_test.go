@@ -227,19 +227,28 @@ func floorContender(b *testing.B, pools []pool.Pool, lo, hi time.Duration) conte
 func totalCommands(b *testing.B, pools []pool.Pool) int64 {
 	var sum int64
 	for _, p := range pools {
-		reply, err := p.(pool.Commander).Command(context.Background(), "INFO", "stats")
-		if err != nil {
-			b.Fatal(err)
-		}
-		info, _ := redis.String(reply, nil)
-		for _, line := range strings.Split(info, "\n") {
-			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "total_commands_processed:"); ok {
+		for _, line := range info(b, p, "stats") {
+			if v, ok := strings.CutPrefix(line, "total_commands_processed:"); ok {
 				n, _ := strconv.ParseInt(v, 10, 64)
 				sum += n
 			}
 		}
 	}
 	return sum
+}
+
+// info returns the lines of one INFO section of the node behind p.
+func info(b *testing.B, p pool.Pool, section string) []string {
+	reply, err := p.(pool.Commander).Command(context.Background(), "INFO", section)
+	if err != nil {
+		b.Fatal(err)
+	}
+	text, _ := redis.String(reply, nil)
+	lines := strings.Split(text, "\n")
+	for i, l := range lines {
+		lines[i] = strings.TrimSpace(l)
+	}
+	return lines
 }
 
 // clientCommands are the commands only clients send in these benchmarks:
@@ -257,13 +266,8 @@ func requests(b *testing.B, pools []pool.Pool, direct []string) int64 {
 	}
 	var sum int64
 	for _, p := range pools {
-		reply, err := p.(pool.Commander).Command(context.Background(), "INFO", "commandstats")
-		if err != nil {
-			b.Fatal(err)
-		}
-		info, _ := redis.String(reply, nil)
-		for _, line := range strings.Split(info, "\n") {
-			name, rest, ok := strings.Cut(strings.TrimPrefix(strings.TrimSpace(line), "cmdstat_"), ":calls=")
+		for _, line := range info(b, p, "commandstats") {
+			name, rest, ok := strings.Cut(strings.TrimPrefix(line, "cmdstat_"), ":calls=")
 			if !ok || !count[name] {
 				continue
 			}

@@ -143,15 +143,7 @@ func TestScriptRules(t *testing.T) {
 
 // The scripts' semantics on a real Redis.
 func TestScriptsOnRedis(t *testing.T) {
-	srv := redistest.Start(t, 1)[0]
-	p := redistest.Pools(t, []*redistest.Server{srv})[0]
-	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
-	defer cancel()
-	conn, err := redis.Dial("tcp", srv.Addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	_, p, ctx, conn := onRedis(t)
 	run := func(s *pool.Script, key string, args ...any) (any, error) {
 		t.Helper()
 		return p.Eval(ctx, s, []string{key}, args...)
@@ -315,18 +307,7 @@ func TestReleasePublishes(t *testing.T) {
 	p := redistest.Pools(t, []*redistest.Server{srv})[0]
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
-	sc, err := redis.Dial("tcp", srv.Addr, redis.DialReadTimeout(5*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sc.Close()
-	psc := redis.PubSubConn{Conn: sc}
-	if err := psc.Subscribe("k"); err != nil {
-		t.Fatal(err)
-	}
-	if _, ok := psc.Receive().(redis.Subscription); !ok {
-		t.Fatal("no subscription confirmation")
-	}
+	psc := subscribe(t, srv.Addr, "k")
 	if _, err := p.Eval(ctx, scripts.Acquire, []string{"k", bootMarker}, "tok", 60000); err != nil {
 		t.Fatal(err)
 	}
@@ -363,27 +344,8 @@ func TestReleasePublishes(t *testing.T) {
 // names it in the notice; the promise refuses the others and ends with the
 // promised waiter's grant; Leave takes a waiter out.
 func TestTurnQueueOnRedis(t *testing.T) {
-	srv := redistest.Start(t, 1)[0]
-	p := redistest.Pools(t, []*redistest.Server{srv})[0]
-	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
-	defer cancel()
-	conn, err := redis.Dial("tcp", srv.Addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	sc, err := redis.Dial("tcp", srv.Addr, redis.DialReadTimeout(5*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sc.Close()
-	psc := redis.PubSubConn{Conn: sc}
-	if err := psc.Subscribe("q"); err != nil {
-		t.Fatal(err)
-	}
-	if _, ok := psc.Receive().(redis.Subscription); !ok {
-		t.Fatal("no subscription confirmation")
-	}
+	srv, p, ctx, conn := onRedis(t)
+	psc := subscribe(t, srv.Addr, "q")
 	const queue, promise = "\x00turn:q", "\x00next:q"
 	queued := func(token, waiter string) scripts.AcquireReply {
 		t.Helper()
@@ -478,4 +440,39 @@ func TestTurnQueueOnRedis(t *testing.T) {
 	if ar := queued("tok-w3", "w3"); !ar.Granted {
 		t.Errorf("acquire of a free lock: %+v, want granted", ar)
 	}
+}
+
+// subscribe opens a Pub/Sub connection to addr subscribed to channel, closed
+// when the test ends.
+func subscribe(t *testing.T, addr, channel string) redis.PubSubConn {
+	t.Helper()
+	sc, err := redis.Dial("tcp", addr, redis.DialReadTimeout(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sc.Close() })
+	psc := redis.PubSubConn{Conn: sc}
+	if err := psc.Subscribe(channel); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := psc.Receive().(redis.Subscription); !ok {
+		t.Fatal("no subscription confirmation")
+	}
+	return psc
+}
+
+// onRedis starts a redis-server and returns it, a pool and a plain
+// connection to it, and a context bounding the test's calls.
+func onRedis(t *testing.T) (*redistest.Server, pool.Pool, context.Context, redis.Conn) {
+	t.Helper()
+	srv := redistest.Start(t, 1)[0]
+	p := redistest.Pools(t, []*redistest.Server{srv})[0]
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	t.Cleanup(cancel)
+	conn, err := redis.Dial("tcp", srv.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	return srv, p, ctx, conn
 }
