@@ -286,9 +286,12 @@ func (r *renewer) renew(batch []*Lock) {
 // otherwise push it back again and again).
 func (r *renewer) retryLater(l *Lock) {
 	r.lk.bg.Go(func() error {
-		l.mu.Lock()
-		// Only waiting for the Lock's holder to finish.
-		l.mu.Unlock() //nolint:staticcheck
+		l.mu.Lock() // waits for the Lock's holder to finish
+		released := l.released
+		l.mu.Unlock()
+		if released {
+			return nil
+		}
 		r.mu.Lock()
 		if r.stopped {
 			r.mu.Unlock()
