@@ -48,9 +48,6 @@ import (
 // refresh it each time they are refused, at least every SafetyPoll.
 const queueTTL = 5 * SafetyPoll
 
-// queueTTLms is queueTTL as the scripts take it.
-var queueTTLms = strconv.FormatInt(queueTTL.Milliseconds(), 10)
-
 // promiseMs bounds how long a lock stays promised to the waiter named
 // when it was released: long enough for the notice to reach it and its
 // call to reach the gate, a few times the gate's usual latency, short enough

@@ -170,8 +170,8 @@ func (n *notifier) handTo(key string, ok func(*waiter) bool, next func(*waiter) 
 	return false
 }
 
-// unregister takes w out of line; lingerFor after the last waiter of a key
-// left, the key is unsubscribed unless waiters came back. A waiter that
+// unregister takes w out of line; once the last waiter of a key has been
+// gone for lingerFor, a sweep unsubscribes the key. A waiter that
 // leaves without the lock passes a wake-up it received but did not use to the
 // next in line, and returns a lock handed to it too late: the caller must
 // release it. leave reports that the last waiter left without the lock while

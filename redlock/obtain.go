@@ -259,7 +259,7 @@ func (lk *Locker) attempt(ctx context.Context, name, key string, ttl time.Durati
 	gateKeys, gateArgs := keys, args
 	if onGate != nil {
 		gateKeys = append(keys[:len(keys):len(keys)], a.queue, a.promise)
-		gateArgs = []any{a.token, ttlms, lk.id, queueTTLms}
+		gateArgs = []any{a.token, ttlms, lk.id, strconv.FormatInt(queueTTL.Milliseconds(), 10)}
 	}
 	acquire := func(ctx context.Context, i int, p pool.Pool) (any, error) {
 		if i == g {
