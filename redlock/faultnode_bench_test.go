@@ -32,6 +32,8 @@ import (
 //
 //	healthy/lock      Locker.Obtain + Lock.Release, every node direct
 //	healthy/floor     the floor round (bench_test.go), every node direct
+//	proxied/lock      the Locker with the fifth node behind the same kind of
+//	                  proxy, without delay: the proxy's own cost
 //	slow=20ms/lock    the Locker with the fifth node 20ms late
 //	slow=20ms/floor   the floor round with the fifth node 20ms late: it
 //	                  waits for every node, so it pays the delay twice a round
@@ -47,12 +49,19 @@ func BenchmarkSlowNode(b *testing.B) {
 	proxy := redistest.NewProxy(b, servers[4].Addr)
 	proxy.SetDelay(slow)
 	slowed := append(redistest.Pools(b, servers[:4]), proxiedPool(b, proxy))
+	// The same path with no delay: what the in-process proxy itself costs
+	// the client's 2 cores, which a remote slow node would not.
+	direct := redistest.NewProxy(b, servers[4].Addr)
+	proxied := append(redistest.Pools(b, servers[:4]), proxiedPool(b, direct))
 
 	b.Run("healthy/lock", func(b *testing.B) {
 		benchLockRounds(b, newBenchLocker(b, healthy), "slownode-healthy")
 	})
 	b.Run("healthy/floor", func(b *testing.B) {
 		benchFloorRounds(b, newFloor(b, healthy, "quorumlock:slownode-healthy-floor"))
+	})
+	b.Run("proxied/lock", func(b *testing.B) {
+		benchLockRounds(b, newBenchLocker(b, proxied), "slownode-proxied")
 	})
 	b.Run(fmt.Sprintf("slow=%v/lock", slow), func(b *testing.B) {
 		lk := newBenchLocker(b, slowed)
