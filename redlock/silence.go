@@ -1,6 +1,7 @@
 package redlock
 
 import (
+	"context"
 	"errors"
 	"sync/atomic"
 	"time"
@@ -37,17 +38,19 @@ func (lk *Locker) skip(i int) bool {
 	return !s.probing.CompareAndSwap(false, true)
 }
 
-// heard records how a call to node i ended: a node timeout pauses the node,
-// anything else ends its pause.
+// heard records how a call to node i ended: a node timeout pauses the node;
+// a call ended by its caller's context says nothing about the node (but
+// lets another call probe it); anything else, an answer, ends the pause.
 func (lk *Locker) heard(i int, err error) {
 	s := &lk.silent[i]
 	var timeout errNodeTimeout
-	if errors.As(err, &timeout) {
+	switch {
+	case errors.As(err, &timeout):
 		s.until.Store(max(lk.sinceStart()+int64(silenceFor), 1))
 		s.probing.Store(false)
-		return
-	}
-	if s.until.Load() != 0 {
+	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
+		s.probing.Store(false)
+	case s.until.Load() != 0:
 		s.until.Store(0)
 		s.probing.Store(false)
 	}
