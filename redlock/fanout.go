@@ -15,7 +15,8 @@ type reply struct {
 	node    int
 	val     any
 	err     error
-	latency time.Duration
+	at      time.Time     // when it was read
+	latency time.Duration // from the fan-out's start to at
 }
 
 // nodeOp is what a round asks of node i, whose pool is p.
@@ -23,7 +24,9 @@ type nodeOp func(ctx context.Context, i int, p pool.Pool) (any, error)
 
 // fanout starts op on the listed nodes (all nodes when list is nil), each in
 // its own goroutine tracked by the Locker, each bounded by ctx and by timeout
-// on the Locker's clock. Replies arrive on the returned channel, which has
+// on the Locker's clock. A call to a node paused for a timeout is skipped
+// (silence.go), and so is one to a lagging node when spareLagging is set
+// (lag.go): its reply is an error at once. Replies arrive on the returned channel, which has
 // room for all of them so that stragglers never block. settle, if set, runs in
 // the node's goroutine just before its reply is delivered (so the reply's
 // reader sees what it recorded, and it may rewrite the reply); the function
@@ -31,7 +34,7 @@ type nodeOp func(ctx context.Context, i int, p pool.Pool) (any, error)
 //
 // It fails with ErrClosed once Close has been called: no goroutine is started
 // after Close begins to wait for them.
-func (lk *Locker) fanout(ctx context.Context, list []int, timeout time.Duration, op nodeOp, settle func(*reply) func()) (<-chan reply, int, error) {
+func (lk *Locker) fanout(ctx context.Context, list []int, timeout time.Duration, op nodeOp, settle func(*reply) func(), spareLagging bool) (<-chan reply, int, error) {
 	n := len(list)
 	if list == nil {
 		n = len(lk.nodes)
@@ -55,12 +58,17 @@ func (lk *Locker) fanout(ctx context.Context, list []int, timeout time.Duration,
 		if list != nil {
 			i = list[k]
 		}
-		skipped := lk.skip(i)
+		var skipped error
+		if lk.skip(i) {
+			skipped = errNodeSilent{}
+		} else if spareLagging && lk.spare(i) {
+			skipped = errNodeLagging{}
+		}
 		call := func() error {
 			var val any
 			var err error
-			if skipped {
-				err = errNodeSilent{}
+			if skipped != nil {
+				err = skipped
 			} else {
 				val, err = op(rctx, i, lk.nodes[i])
 				switch {
@@ -76,9 +84,10 @@ func (lk *Locker) fanout(ctx context.Context, list []int, timeout time.Duration,
 				}
 				lk.heard(i, err)
 			}
-			r := reply{node: i, val: val, err: err, latency: lk.cfg.clock.Since(start)}
+			at := lk.cfg.clock.Now()
+			r := reply{node: i, val: val, err: err, at: at, latency: at.Sub(start)}
 			if err == nil {
-				lk.guard.observe(i, r.latency)
+				lk.noteLatency(i, r.latency)
 			}
 			var then func()
 			if settle != nil {
@@ -93,8 +102,8 @@ func (lk *Locker) fanout(ctx context.Context, list []int, timeout time.Duration,
 			}
 			return nil
 		}
-		if inline := skipped || (real && len(lk.nodes) == 1); inline {
-			// A skipped call costs nothing (silence.go). With one node
+		if inline := skipped != nil || (real && len(lk.nodes) == 1); inline {
+			// A skipped call costs nothing. With one node
 			// there is nothing to wait for in parallel, and the call is
 			// bounded by rctx's deadline (the node timeout, or the caller's
 			// deadline if sooner) on the calling goroutine. Only a
@@ -122,6 +131,15 @@ func (lk *Locker) bounded(ctx context.Context, timeout time.Duration) (context.C
 		timer.Stop()
 		cancel()
 	}
+}
+
+// notAsked reports whether err is that of a call that was skipped, not made.
+func notAsked(err error) bool {
+	switch err.(type) {
+	case errNodeSilent, errNodeLagging:
+		return true
+	}
+	return false
 }
 
 // ctxEnded returns ctx's error, or context.DeadlineExceeded once its deadline

@@ -71,7 +71,7 @@ func (lk *Locker) leaveQueue(key string, timeout time.Duration) {
 	queue, id := lk.queueKey(key), lk.id
 	_, _, _ = lk.fanout(context.Background(), []int{g}, timeout, func(ctx context.Context, _ int, p pool.Pool) (any, error) {
 		return p.Eval(ctx, scripts.Leave, []string{queue}, id)
-	}, nil)
+	}, nil, false)
 }
 
 // hotFor is how long a lock counts as contended after this Locker last saw
@@ -167,6 +167,10 @@ func (c *hotKeys) hot(key string, now time.Time) bool {
 func (lk *Locker) noteContention(key string, votes []NodeVote) {
 	other := false
 	for _, v := range votes {
+		if _, spared := v.Err.(errNodeLagging); spared {
+			// Spared only while a quorum and one more are asked.
+			continue
+		}
 		switch {
 		case v.Err != nil:
 			lk.hot.forget(key)

@@ -23,8 +23,10 @@ type guard struct {
 }
 
 type nodeGuard struct {
-	// latency is an average of the node's answer times, in ns (atomic).
+	// latency is an average of the node's answer times, in ns (atomic);
+	// sampled is set once it holds one.
 	latency atomic.Int64
+	sampled atomic.Bool
 
 	mu sync.Mutex
 	// born estimates, on the client's clock, when the node last found itself
@@ -50,13 +52,14 @@ func newGuard(lk *Locker) *guard {
 
 // observe folds a successful answer's latency into node i's average.
 func (g *guard) observe(i int, d time.Duration) {
-	l := &g.nodes[i].latency
-	old := l.Load()
-	if old == 0 {
-		l.Store(int64(d))
+	ng := &g.nodes[i]
+	if !ng.sampled.Load() {
+		ng.latency.Store(int64(d))
+		ng.sampled.Store(true)
 		return
 	}
-	l.Store(old + (int64(d)-old)/8)
+	old := ng.latency.Load()
+	ng.latency.Store(old + (int64(d)-old)/8)
 }
 
 // slowest returns the largest of the nodes' average latencies.
@@ -228,12 +231,15 @@ const (
 	EventExtended                           // a lock was extended (by Extend or KeepAlive)
 	EventLost                               // a lock was lost
 	EventReleased                           // a lock was released
+	EventNodeLagging                        // a node answers far behind the others: new acquisitions spare it
+	EventNodeCaughtUp                       // a lagging node answered in time again
 )
 
 var eventNames = map[EventKind]string{
 	EventObtained: "obtained", EventObtainFailed: "obtain failed", EventNodeError: "node error",
 	EventVoteDiscarded: "vote discarded", EventQuarantined: "node quarantined", EventClockJump: "node clock jump",
 	EventExtended: "extended", EventLost: "lost", EventReleased: "released",
+	EventNodeLagging: "node lagging", EventNodeCaughtUp: "node caught up",
 }
 
 func (k EventKind) String() string {
@@ -275,8 +281,10 @@ func (lk *Locker) emit(e Event) {
 		attrs = append(attrs, "err", e.Err)
 	}
 	switch e.Kind {
-	case EventQuarantined, EventClockJump, EventLost:
+	case EventQuarantined, EventClockJump, EventLost, EventNodeLagging:
 		lk.cfg.logger.Warn("redlock: "+e.Kind.String(), attrs...)
+	case EventNodeCaughtUp:
+		lk.cfg.logger.Info("redlock: "+e.Kind.String(), attrs...)
 	case EventNodeError, EventVoteDiscarded:
 		lk.cfg.logger.Debug("redlock: "+e.Kind.String(), attrs...)
 	}

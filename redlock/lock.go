@@ -147,7 +147,7 @@ func (l *Lock) release(ctx context.Context) error {
 	lk := l.lk
 	lk.hot.released(l.acq.keys[0], l.acq.token[:scripts.HolderIDLen])
 	late := lk.cfg.clock.Since(l.validUntil)
-	ch, n, err := lk.fanout(context.WithoutCancel(ctx), l.acq.abandon(), l.acq.timeout, l.acq.release, nil)
+	ch, n, err := lk.fanout(context.WithoutCancel(ctx), l.acq.abandon(), l.acq.timeout, l.acq.release, nil, false)
 	if err != nil {
 		return err
 	}
@@ -198,7 +198,7 @@ func (l *Lock) Extend(ctx context.Context, ttl time.Duration) error {
 	// extends a key holding our token, wherever it landed.
 	ch, n, err := lk.fanout(ctx, nil, lk.timeoutFor(ttl), func(ctx context.Context, _ int, p pool.Pool) (any, error) {
 		return p.Eval(ctx, scripts.Extend, l.acq.keys, l.acq.token, ttlms)
-	}, nil)
+	}, nil, false)
 	if err != nil {
 		return err
 	}

@@ -40,8 +40,10 @@ type Locker struct {
 	hot   hotKeys
 	// id names this Locker in the locks' turn queues (gate.go).
 	id string
-	// silent pauses the nodes that recently timed out (silence.go).
+	// silent pauses the nodes that recently timed out (silence.go); lags
+	// marks those answering far behind the others (lag.go).
 	silent []silence
+	lags   []lag
 
 	// stop ends background work (the first-use node check) at Close.
 	stop    context.Context
@@ -88,6 +90,7 @@ func New(nodes []pool.Pool, opts ...Option) (*Locker, error) {
 	lk.gates = gateOrder(lk.Nodes())
 	lk.id = newToken()[:16]
 	lk.silent = make([]silence, len(nodes))
+	lk.lags = make([]lag, len(nodes))
 	lk.notify = newNotifier(lk)
 	lk.guard = newGuard(lk)
 	lk.stop, lk.stopAll = context.WithCancel(context.Background())

@@ -288,7 +288,9 @@ func (lk *Locker) attempt(ctx context.Context, name, key string, ttl time.Durati
 			return nil, cerr
 		}
 	} else {
-		ch, n, err := lk.fanout(ctx, nil, a.timeout, acquire, settle)
+		// A lagging node is spared (lag.go), but not the gate when this
+		// attempt takes a turn in its queue.
+		ch, n, err := lk.fanout(ctx, nil, a.timeout, acquire, settle, onGate == nil)
 		if err != nil {
 			return nil, err
 		}
@@ -334,6 +336,14 @@ func (lk *Locker) attempt(ctx context.Context, name, key string, ttl time.Durati
 		err = &QuorumError{Op: "obtain", Name: name, Quorum: lk.quorum, Votes: votes, Err: ErrExpired}
 	default:
 		err = &QuorumError{Op: "obtain", Name: name, Quorum: lk.quorum, Votes: votes, Err: verdict(votes, lk.quorum, ErrHeld)}
+		if errors.Is(err, ErrNoQuorum) {
+			// Too few votes: the next attempt asks the lagging nodes too.
+			for i, v := range votes {
+				if _, ok := v.Err.(errNodeLagging); ok {
+					lk.unspare(i)
+				}
+			}
+		}
 	}
 	lk.emit(Event{Kind: EventObtainFailed, Name: name, Err: err})
 	// Clean up every node that may hold our key: all but those that refused.
@@ -348,7 +358,7 @@ func (lk *Locker) attempt(ctx context.Context, name, key string, ttl time.Durati
 	}
 	if len(dirty) > 0 {
 		lk.hot.released(key, a.token[:scripts.HolderIDLen])
-		if _, _, ferr := lk.fanout(context.WithoutCancel(ctx), dirty, a.timeout, a.cleanup, nil); ferr != nil {
+		if _, _, ferr := lk.fanout(context.WithoutCancel(ctx), dirty, a.timeout, a.cleanup, nil, false); ferr != nil {
 			// Close has begun and starts no more background calls: clean
 			// up here, bounded by the node timeout.
 			var wg sync.WaitGroup
@@ -370,7 +380,7 @@ func (lk *Locker) attempt(ctx context.Context, name, key string, ttl time.Durati
 // other nodes were asked) leaves the attempt to be cleaned up.
 func (lk *Locker) gatedRound(ctx context.Context, key string, a *acquisition, op nodeOp, settle func(*reply) func(), classify func(reply) NodeVote) (rd *round, refused bool, err error) {
 	g := lk.gate(key)
-	first, _, err := lk.fanout(ctx, []int{g}, a.timeout, op, settle)
+	first, _, err := lk.fanout(ctx, []int{g}, a.timeout, op, settle, false)
 	if err != nil {
 		return nil, false, err
 	}
@@ -394,7 +404,7 @@ func (lk *Locker) gatedRound(ctx context.Context, key string, a *acquisition, op
 			others = append(others, i)
 		}
 	}
-	rest, _, err := lk.fanout(ctx, others, a.timeout, op, settle)
+	rest, _, err := lk.fanout(ctx, others, a.timeout, op, settle, true)
 	if err != nil {
 		return rd, false, err
 	}
@@ -419,10 +429,12 @@ func (lk *Locker) judgeAcquire(r *reply) {
 		r.val, r.err = nil, err
 		return
 	}
-	// Judged at the moment the reply is read: r.latency counts from its own
-	// fan-out's start, which for a gated attempt's other nodes is later than
-	// the attempt's.
-	r.val = judgedAcquire{reply: ar, discard: lk.guard.judge(r.node, ar, lk.cfg.clock.Now(), r.latency)}
+	// Judged at the moment the reply was read, the end of r.latency (which
+	// counts from its own fan-out's start, for a gated attempt's other
+	// nodes later than the attempt's): a reading taken now could be late
+	// by a pause of this goroutine, and make the node's clock look as if
+	// it had jumped.
+	r.val = judgedAcquire{reply: ar, discard: lk.guard.judge(r.node, ar, r.at, r.latency)}
 }
 
 // classifyAcquire turns a judged acquire reply into its vote, discarding the
@@ -430,7 +442,9 @@ func (lk *Locker) judgeAcquire(r *reply) {
 func (lk *Locker) classifyAcquire(name string, r reply) NodeVote {
 	addr := lk.nodes[r.node].Addr()
 	if r.err != nil {
-		lk.emit(Event{Kind: EventNodeError, Name: name, Node: addr, Latency: r.latency, Err: r.err})
+		if _, spared := r.err.(errNodeLagging); !spared {
+			lk.emit(Event{Kind: EventNodeError, Name: name, Node: addr, Latency: r.latency, Err: r.err})
+		}
 		return NodeVote{Err: r.err}
 	}
 	j, _ := r.val.(judgedAcquire)
@@ -467,7 +481,7 @@ func (lk *Locker) settleFence(ctx context.Context, name string, keys []string, a
 	arg := strconv.FormatInt(fence, 10)
 	ch, n, err := lk.fanout(ctx, nil, a.timeout, func(ctx context.Context, _ int, p pool.Pool) (any, error) {
 		return p.Eval(ctx, scripts.RaiseFence, keys, a.token, arg)
-	}, nil)
+	}, nil, false)
 	if err != nil {
 		return 0, err
 	}
@@ -504,6 +518,9 @@ type acquisition struct {
 // delivered: from then on whoever abandons the attempt cleans the node up;
 // if it was abandoned already, the node cleans itself up.
 func (a *acquisition) settle(r *reply) func() {
+	if notAsked(r.err) {
+		return nil // nothing was set there
+	}
 	a.mu.Lock()
 	a.answered[r.node] = true
 	abandoned := a.abandoned

@@ -38,6 +38,13 @@ func (lk *Locker) skip(i int) bool {
 	return !s.probing.CompareAndSwap(false, true)
 }
 
+// silenced reports whether node i is paused at now (ns since the Locker's
+// start), without claiming the probe.
+func (lk *Locker) silenced(i int, now int64) bool {
+	until := lk.silent[i].until.Load()
+	return until != 0 && now < until
+}
+
 // heard records how a call to node i ended: a node timeout pauses the node;
 // a call ended by its caller's context says nothing about the node (but
 // lets another call probe it); anything else, an answer, ends the pause.

@@ -1,0 +1,120 @@
+package redlock
+
+import (
+	"fmt"
+	"sync/atomic"
+	"time"
+)
+
+// A node that answers, but far behind the others (a bad link, an overloaded
+// server), never counts toward a round's decision: the quorum is made by the
+// faster nodes before its answer comes. Asking it anyway costs every round a
+// goroutine and a connection held for as long as it takes, and a clean-up
+// call after the round gave up on it. So a new acquisition spares a lagging
+// node while enough others are asked to leave one vote to spare: then it
+// costs nothing, not even a vote, unless a second node fails in the same
+// round (and a round that fails for want of votes asks it again next time).
+// Once every lagProbe one acquisition asks it anyway: an answer within the
+// bar ends the lag at once.
+//
+// Only acquisitions spare a lagging node. Releases and extensions go to every
+// node that may hold the key, so that no key outlives its lock for want of a
+// call.
+
+// A node lags when its average latency exceeds lagFactor times the latency
+// of the quorum's slowest member (the node whose answer usually decides a
+// round) and lagFloor both.
+const (
+	lagFactor = 4
+	lagFloor  = 5 * time.Millisecond
+	lagProbe  = time.Second
+)
+
+// lagMaxNodes bounds the clusters whose nodes are ranked for lag: larger
+// ones (never seen in practice) are always asked in full.
+const lagMaxNodes = 16
+
+// lag is one node's standing behind the others.
+type lag struct {
+	lagging atomic.Bool
+	probeAt atomic.Int64 // next probe, ns since the Locker's start
+}
+
+// noteLatency records a successful answer from node i after d, and whether
+// the node now lags.
+func (lk *Locker) noteLatency(i int, d time.Duration) {
+	lk.guard.observe(i, d)
+	if len(lk.nodes) < 3 || len(lk.nodes) > lagMaxNodes {
+		return
+	}
+	bar := lk.lagBar()
+	s := &lk.lags[i]
+	avg := time.Duration(lk.guard.nodes[i].latency.Load())
+	switch {
+	case s.lagging.Load() && d <= bar:
+		// A probe answered in time: the node is back, and its average
+		// restarts from this answer rather than climbing down slowly.
+		lk.guard.nodes[i].latency.Store(int64(d))
+		if s.lagging.CompareAndSwap(true, false) {
+			lk.emit(Event{Kind: EventNodeCaughtUp, Node: lk.nodes[i].Addr(), Latency: d})
+		}
+	case !s.lagging.Load() && avg > bar:
+		s.probeAt.Store(lk.sinceStart() + int64(lagProbe))
+		if s.lagging.CompareAndSwap(false, true) {
+			lk.emit(Event{Kind: EventNodeLagging, Node: lk.nodes[i].Addr(), Latency: avg,
+				Detail: fmt.Sprintf("answers in %v on average, over %v: new acquisitions leave it out while a vote is to spare, and probe it every %v", avg.Round(time.Microsecond), bar.Round(time.Microsecond), lagProbe)})
+		}
+	}
+}
+
+// lagBar is the average latency above which a node lags: lagFactor times the
+// quorum-th smallest average, and at least lagFloor.
+func (lk *Locker) lagBar() time.Duration {
+	var avgs [lagMaxNodes]int64
+	n := len(lk.nodes)
+	for i := range n {
+		v := lk.guard.nodes[i].latency.Load()
+		j := i
+		for ; j > 0 && avgs[j-1] > v; j-- {
+			avgs[j] = avgs[j-1]
+		}
+		avgs[j] = v
+	}
+	return max(lagFactor*time.Duration(avgs[lk.quorum-1]), lagFloor)
+}
+
+// spare reports whether a new acquisition is to leave node i out because it
+// lags: only while the nodes neither lagging nor silent number a quorum and
+// one more, and not when it is time to probe it.
+func (lk *Locker) spare(i int) bool {
+	s := &lk.lags[i]
+	if !s.lagging.Load() {
+		return false
+	}
+	now := lk.sinceStart()
+	asked := 0
+	for j := range lk.nodes {
+		if !lk.lags[j].lagging.Load() && !lk.silenced(j, now) {
+			asked++
+		}
+	}
+	if asked <= lk.quorum {
+		return false
+	}
+	next := s.probeAt.Load()
+	return now < next || !s.probeAt.CompareAndSwap(next, now+int64(lagProbe))
+}
+
+// unspare asks node i again from the next acquisition on: a round that
+// spared it failed for want of votes.
+func (lk *Locker) unspare(i int) {
+	lk.lags[i].lagging.Store(false)
+}
+
+// errNodeLagging is the failure of a call a new acquisition spared because
+// its node lags far behind the others.
+type errNodeLagging struct{}
+
+func (errNodeLagging) Error() string {
+	return "not asked: its answers come far behind the other nodes'"
+}
