@@ -18,7 +18,7 @@ import (
 type Redigo struct {
 	addr string
 	rp   *redis.Pool
-	shas sync.Map // *Script -> string (the SHA the server returned)
+	shas sync.Map // *Script -> string (the SHA the server returned), boxed once
 
 	// readTimeout is the connections' backstop read timeout when known
 	// (pools made by Dial), 0 otherwise.
@@ -106,18 +106,21 @@ func (p *Redigo) withConn(ctx context.Context, f func(redis.Conn) (any, error)) 
 	return f(fresh)
 }
 
-func (p *Redigo) sha(ctx context.Context, conn redis.Conn, s *Script, reload bool) (string, error) {
+// sha returns s's SHA as a command argument: the string, in the interface
+// the map holds it in, so that each call does not box it anew.
+func (p *Redigo) sha(ctx context.Context, conn redis.Conn, s *Script, reload bool) (any, error) {
 	if !reload {
 		if v, ok := p.shas.Load(s); ok {
-			return v.(string), nil
+			return v, nil
 		}
 	}
 	sha, err := redis.String(Do(ctx, conn, "SCRIPT", "LOAD", s.Src))
 	if err != nil {
-		return "", fmt.Errorf("loading script %s: %w", s.Name, err)
+		return nil, fmt.Errorf("loading script %s: %w", s.Name, err)
 	}
-	p.shas.Store(s, sha)
-	return sha, nil
+	var boxed any = sha
+	p.shas.Store(s, boxed)
+	return boxed, nil
 }
 
 // do runs one command on conn: with ctx's deadline as the socket timeout

@@ -69,6 +69,14 @@ func (lk *Locker) fanout(ctx context.Context, list []int, timeout time.Duration,
 			var err error
 			if skipped != nil {
 				err = skipped
+			} else if late := ctxEnded(rctx); late != nil {
+				// This goroutine started after the round's time was up
+				// (a paused or starved client): the call was never sent,
+				// and says nothing about the node.
+				err = late
+				if ctxEnded(ctx) == nil {
+					err = errNodeTimeout{timeout: timeout}
+				}
 			} else {
 				val, err = op(rctx, i, lk.nodes[i])
 				switch {

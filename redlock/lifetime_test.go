@@ -232,9 +232,17 @@ func TestRenewerBatchesRoundTrips(t *testing.T) {
 		}
 		locks[i] = l
 	}
-	// Each Obtain was decided by a quorum: its call to node 0 may still be
-	// on its way. Count from when every one has returned.
-	eventually(t, "every acquire call returned", func() bool { return c.nodes[0].Finished() >= n })
+	// Each Obtain was decided by a quorum: its call to a third node may
+	// still be on its way, and would time out when the clock moves. Count
+	// from when every one has returned.
+	eventually(t, "every acquire call returned", func() bool {
+		for _, node := range c.nodes {
+			if node.Finished() < n {
+				return false
+			}
+		}
+		return true
+	})
 	before, _ := c.nodes[0].Calls()
 	c.clock.Advance(ttl / 3)
 	eventually(t, "all locks renewed", func() bool {

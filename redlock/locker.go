@@ -40,6 +40,8 @@ type Locker struct {
 	hot   hotKeys
 	// id names this Locker in the locks' turn queues (gate.go).
 	id string
+	// marker is the key of the nodes' boot marker (cfg.markerKey).
+	marker string
 	// silent pauses the nodes that recently timed out (silence.go); lags
 	// marks those answering far behind the others (lag.go).
 	silent []silence
@@ -89,6 +91,7 @@ func New(nodes []pool.Pool, opts ...Option) (*Locker, error) {
 	}
 	lk.gates = gateOrder(lk.Nodes())
 	lk.id = newToken()[:16]
+	lk.marker = cfg.markerKey()
 	lk.silent = make([]silence, len(nodes))
 	lk.lags = make([]lag, len(nodes))
 	lk.notify = newNotifier(lk)

@@ -247,13 +247,15 @@ func (lk *Locker) attempt(ctx context.Context, name, key string, ttl time.Durati
 		timeout:  lk.timeoutFor(ttl),
 		answered: make([]bool, len(lk.nodes)),
 	}
+	a.tokenArg = []any{a.token}
+	a.turnKeys = []string{key, a.queue, a.promise}
 	ttlms := strconv.FormatInt(ttl.Milliseconds(), 10)
-	script, keys := scripts.Acquire, []string{key, lk.cfg.markerKey()}
+	script, keys := scripts.Acquire, []string{key, lk.marker}
 	if lk.cfg.fencing {
 		script, keys = scripts.AcquireFenced, append(keys, lk.cfg.fenceKey())
 	}
 	start := lk.cfg.clock.Now()
-	args := []any{a.token, ttlms} // shared by every node's call
+	args := []any{a.tokenArg[0], ttlms} // shared by every node's call
 	// A waiter that will hear the gate's notices takes its turn in the
 	// gate's queue when refused there (see gate.go).
 	gateKeys, gateArgs := keys, args
@@ -508,6 +510,10 @@ type acquisition struct {
 	gate    int
 	token   string
 	timeout time.Duration
+	// The release calls' arguments, made once for every node: the token
+	// boxed as a command argument, and the gate's keys.
+	tokenArg []any
+	turnKeys []string
 
 	mu        sync.Mutex
 	answered  []bool
@@ -561,9 +567,9 @@ func (a *acquisition) answeredLocked() []int {
 // of its turn queue only.
 func (a *acquisition) release(ctx context.Context, i int, p pool.Pool) (any, error) {
 	if i == a.gate {
-		return p.Eval(ctx, scripts.ReleaseTurn, []string{a.keys[0], a.queue, a.promise}, a.token, a.lk.promiseMs(i))
+		return p.Eval(ctx, scripts.ReleaseTurn, a.turnKeys, a.token, a.lk.promiseMs(i))
 	}
-	return p.Eval(ctx, scripts.Release, a.keys, a.token)
+	return p.Eval(ctx, scripts.Release, a.keys, a.tokenArg...)
 }
 
 // cleanup removes a failed attempt's key from node i. It announces the

@@ -187,7 +187,8 @@ const reserved = "\x00"
 // under the prefix leaves it alone.
 func (c *config) fenceKey() string { return reserved + "fence:" + c.prefix }
 
-// markerKey is the node's boot marker for the prefix (see scripts.Acquire).
+// markerKey is the node's boot marker for the prefix (see scripts.Acquire);
+// a Locker keeps it in Locker.marker.
 func (c *config) markerKey() string { return reserved + "boot:" + c.prefix }
 
 // drift returns the allowance subtracted from a TTL for clock drift.

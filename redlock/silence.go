@@ -50,6 +50,13 @@ func (lk *Locker) silenced(i int, now int64) bool {
 // lets another call probe it); anything else, an answer, ends the pause.
 func (lk *Locker) heard(i int, err error) {
 	s := &lk.silent[i]
+	if err == nil {
+		if s.until.Load() != 0 {
+			s.until.Store(0)
+			s.probing.Store(false)
+		}
+		return
+	}
 	var timeout errNodeTimeout
 	switch {
 	case errors.As(err, &timeout):
