@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 )
 
@@ -14,6 +15,23 @@ var ErrLost = errors.New("lock lost")
 
 // ErrReleased is the cause of a lock's end after Release.
 var ErrReleased = errors.New("lock released")
+
+// releasedError is the cause recorded when a lock is released: its message
+// is only formatted if someone reads it, not on every Release.
+type releasedError struct {
+	name   string
+	handed bool // handed over to a waiter of the same Locker
+}
+
+func (e *releasedError) Error() string {
+	msg := "redlock: lock " + strconv.Quote(e.name) + ": " + ErrReleased.Error()
+	if e.handed {
+		msg += " (handed over)"
+	}
+	return msg
+}
+
+func (e *releasedError) Unwrap() error { return ErrReleased }
 
 // Done returns a channel closed when the lock ends: released, or lost (its
 // validity ran out, or automatic renewal failed). Err then says which.

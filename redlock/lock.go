@@ -94,7 +94,7 @@ func (l *Lock) Release(ctx context.Context) error {
 		return nil
 	}
 	err := l.release(ctx)
-	l.end(fmt.Errorf("redlock: lock %q: %w", l.name, ErrReleased))
+	l.end(&releasedError{name: l.name})
 	return err
 }
 
@@ -131,7 +131,7 @@ func (l *Lock) handOff() bool {
 	}
 	l.released = true
 	l.mu.Unlock()
-	l.end(fmt.Errorf("redlock: lock %q: %w (handed over)", l.name, ErrReleased))
+	l.end(&releasedError{name: l.name, handed: true})
 	lk.emit(Event{Kind: EventReleased, Name: l.name, Detail: "handed over to a waiter of this Locker"})
 	lk.emit(Event{Kind: EventObtained, Name: l.name, Detail: "handed over by a holder of this Locker"})
 	return true
