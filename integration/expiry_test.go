@@ -27,12 +27,22 @@ func TestExpiredLockIsNeverReleasedOrExtended(t *testing.T) {
 	const ttl = 300 * time.Millisecond
 
 	// expireOnNodes makes the lock's key expire now on the given nodes, as
-	// a node whose clock ran fast would have.
+	// a node whose clock ran fast would have. Obtain returned once a quorum
+	// answered: a node's acquire call may still be on its way, and would set
+	// the key after it was expired. So each node is asked until it has the
+	// key to expire, for a while: a node never asked has none.
 	expireOnNodes := func(t *testing.T, lock *redlock.Lock, nodes []*Node) {
 		t.Helper()
 		for _, n := range nodes {
-			if _, err := n.Do(ctx, "PEXPIRE", redlock.DefaultKeyPrefix+lock.Name(), 1); err != nil {
-				t.Fatal(err)
+			for deadline := time.Now().Add(time.Second); ; {
+				reply, err := n.Do(ctx, "PEXPIRE", redlock.DefaultKeyPrefix+lock.Name(), 1)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if set, _ := reply.(int64); set == 1 || time.Now().After(deadline) {
+					break
+				}
+				time.Sleep(time.Millisecond)
 			}
 		}
 		time.Sleep(5 * time.Millisecond)

@@ -152,6 +152,10 @@ func (p *Redigo) do(ctx context.Context, conn redis.Conn, cmd string, args ...an
 // *ServerError. Other packages of this module use it for commands that are not
 // scripts (INFO, SCAN, ...).
 func Do(ctx context.Context, conn redis.Conn, cmd string, args ...any) (any, error) {
+	if err := ctx.Err(); err != nil {
+		// redigo would race the reply against ctx.Done and might send it.
+		return nil, err
+	}
 	reply, err := redis.DoContext(conn, ctx, cmd, args...)
 	return mapReply(ctx, reply, err)
 }

@@ -62,6 +62,14 @@ func (g *guard) observe(i int, d time.Duration) {
 	ng.latency.Store(old + (int64(d)-old)/8)
 }
 
+// quarantined reports whether node i's yes-votes are being discarded at at.
+func (g *guard) quarantined(i int, at time.Time) bool {
+	ng := &g.nodes[i]
+	ng.mu.Lock()
+	defer ng.mu.Unlock()
+	return at.Before(ng.until)
+}
+
 // slowest returns the largest of the nodes' average latencies.
 func (g *guard) slowest() time.Duration {
 	var m int64

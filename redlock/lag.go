@@ -84,17 +84,19 @@ func (lk *Locker) lagBar() time.Duration {
 }
 
 // spare reports whether a new acquisition is to leave node i out because it
-// lags: only while the nodes neither lagging nor silent number a quorum and
-// one more, and not when it is time to probe it.
+// lags: only while the nodes whose votes count (neither lagging, nor paused
+// for a timeout, nor quarantined) number a quorum and one more, and not when
+// it is time to probe it.
 func (lk *Locker) spare(i int) bool {
 	s := &lk.lags[i]
 	if !s.lagging.Load() {
 		return false
 	}
-	now := lk.sinceStart()
+	at := lk.cfg.clock.Now()
+	now := int64(at.Sub(lk.guard.origin))
 	asked := 0
 	for j := range lk.nodes {
-		if !lk.lags[j].lagging.Load() && !lk.silenced(j, now) {
+		if !lk.lags[j].lagging.Load() && !lk.silenced(j, now) && !lk.guard.quarantined(j, at) {
 			asked++
 		}
 	}
