@@ -26,11 +26,11 @@ type nodeOp func(ctx context.Context, i int, p pool.Pool) (any, error)
 // its own goroutine tracked by the Locker, each bounded by ctx and by timeout
 // on the Locker's clock. A call to a node paused for a timeout is skipped
 // (silence.go), and so is one to a lagging node when spareLagging is set
-// (lag.go): its reply is an error at once. Replies arrive on the returned channel, which has
-// room for all of them so that stragglers never block. settle, if set, runs in
-// the node's goroutine just before its reply is delivered (so the reply's
-// reader sees what it recorded, and it may rewrite the reply); the function
-// it returns, if any, runs after.
+// (lag.go): its reply is an error at once. Replies arrive on the returned
+// channel, which has room for all of them so that stragglers never block.
+// settle, if set, runs in the node's goroutine just before its reply is
+// delivered (so the reply's reader sees what it recorded, and it may rewrite
+// the reply); the function it returns, if any, runs after.
 //
 // It fails with ErrClosed once Close has been called: no goroutine is started
 // after Close begins to wait for them.
