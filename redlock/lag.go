@@ -17,6 +17,13 @@ import (
 // Once every lagProbe one acquisition asks it anyway: an answer within the
 // bar ends the lag at once.
 //
+// A node can also fall behind before any late answer tells: a hung node
+// answers nothing until the node timeout, while every round leaves it one
+// more call. So a node with many more calls in flight than the quorum's
+// nodes (backlogFactor times the quorum-th smallest backlog, and at least
+// backlogFloor) is spared the same way, for as long as its backlog lasts:
+// its own calls, when they end, are the probe.
+//
 // Only acquisitions spare a lagging node. Releases and extensions go to every
 // node that may hold the key, so that no key outlives its lock for want of a
 // call.
@@ -30,14 +37,22 @@ const (
 	lagProbe  = time.Second
 )
 
+// A node is backed up when its calls in flight exceed backlogFactor times
+// those of the quorum's least busy member and backlogFloor both.
+const (
+	backlogFactor = 4
+	backlogFloor  = 16
+)
+
 // lagMaxNodes bounds the clusters whose nodes are ranked for lag: larger
 // ones (never seen in practice) are always asked in full.
 const lagMaxNodes = 16
 
 // lag is one node's standing behind the others.
 type lag struct {
-	lagging atomic.Bool
-	probeAt atomic.Int64 // next probe, ns since the Locker's start
+	lagging  atomic.Bool
+	probeAt  atomic.Int64 // next probe, ns since the Locker's start
+	inflight atomic.Int32 // calls sent and not yet answered
 }
 
 // noteLatency records a successful answer from node i after d, and whether
@@ -89,22 +104,47 @@ func (lk *Locker) lagBar() time.Duration {
 // it is time to probe it.
 func (lk *Locker) spare(i int) bool {
 	s := &lk.lags[i]
-	if !s.lagging.Load() {
+	if len(lk.nodes) < 3 || len(lk.nodes) > lagMaxNodes {
+		return false
+	}
+	bar := lk.backlogBar()
+	backedUp := s.inflight.Load() > bar
+	if !backedUp && !s.lagging.Load() {
 		return false
 	}
 	at := lk.cfg.clock.Now()
 	now := int64(at.Sub(lk.guard.origin))
 	asked := 0
 	for j := range lk.nodes {
-		if !lk.lags[j].lagging.Load() && !lk.silenced(j, now) && !lk.guard.quarantined(j, at) {
+		l := &lk.lags[j]
+		if !l.lagging.Load() && l.inflight.Load() <= bar && !lk.silenced(j, now) && !lk.guard.quarantined(j, at) {
 			asked++
 		}
 	}
 	if asked <= lk.quorum {
 		return false
 	}
+	if backedUp {
+		return true
+	}
 	next := s.probeAt.Load()
 	return now < next || !s.probeAt.CompareAndSwap(next, now+int64(lagProbe))
+}
+
+// backlogBar is the number of calls in flight above which a node is backed
+// up: backlogFactor times the quorum-th smallest backlog, at least
+// backlogFloor.
+func (lk *Locker) backlogBar() int32 {
+	var n [lagMaxNodes]int32
+	for i := range lk.nodes {
+		v := lk.lags[i].inflight.Load()
+		j := i
+		for ; j > 0 && n[j-1] > v; j-- {
+			n[j] = n[j-1]
+		}
+		n[j] = v
+	}
+	return max(backlogFactor*n[lk.quorum-1], backlogFloor)
 }
 
 // unspare asks node i again from the next acquisition on: a round that
