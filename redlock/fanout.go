@@ -64,18 +64,12 @@ func (lk *Locker) fanout(ctx context.Context, list []int, timeout time.Duration,
 		} else if spareLagging && lk.spare(i) {
 			skipped = errNodeLagging{}
 		}
-		if skipped == nil {
-			// Counted from now, not from when the goroutine starts: the
-			// next round's spare sees this one's call (lag.go).
-			lk.lags[i].inflight.Add(1)
-		}
 		call := func() error {
 			var val any
 			var err error
 			if skipped != nil {
 				err = skipped
 			} else if late := ctxEnded(rctx); late != nil {
-				lk.lags[i].inflight.Add(-1)
 				// This goroutine started after the round's time was up
 				// (a paused or starved client): the call was never sent,
 				// and says nothing about the node.
@@ -84,8 +78,11 @@ func (lk *Locker) fanout(ctx context.Context, list []int, timeout time.Duration,
 					err = errNodeTimeout{timeout: timeout}
 				}
 			} else {
+				// Counted while sent (lag.go).
+				inflight := &lk.lags[i].inflight
+				inflight.Add(1)
 				val, err = op(rctx, i, lk.nodes[i])
-				lk.lags[i].inflight.Add(-1)
+				inflight.Add(-1)
 				switch {
 				case err == nil:
 				case ctxEnded(ctx) != nil:

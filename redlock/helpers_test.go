@@ -323,3 +323,16 @@ func recv[T any](t testing.TB, what string, ch <-chan T) T {
 		panic("unreachable")
 	}
 }
+
+// tryRound obtains name with one attempt and releases it, failing the test
+// on any error.
+func tryRound(t testing.TB, lk *redlock.Locker, name string) {
+	t.Helper()
+	l, err := lk.TryObtain(context.Background(), name, time.Minute)
+	if err != nil {
+		t.Fatalf("TryObtain(%s): %v", name, err)
+	}
+	if err := l.Release(context.Background()); err != nil {
+		t.Fatalf("Release(%s): %v", name, err)
+	}
+}

@@ -22,7 +22,9 @@ import (
 // more call. So a node with many more calls in flight than the quorum's
 // nodes (backlogFactor times the quorum-th smallest backlog, and at least
 // backlogFloor) is spared the same way, for as long as its backlog lasts:
-// its own calls, when they end, are the probe.
+// its own calls, when they end, are the probe. A call counts while it is
+// sent, not from its launch: a goroutine the scheduler has not run yet says
+// nothing about the node.
 //
 // Only acquisitions spare a lagging node. Releases and extensions go to every
 // node that may hold the key, so that no key outlives its lock for want of a
@@ -38,7 +40,7 @@ const (
 )
 
 // A node is backed up when its calls in flight exceed backlogFactor times
-// those of the quorum's least busy member and backlogFloor both.
+// the quorum-th smallest count among the nodes, and backlogFloor.
 const (
 	backlogFactor = 4
 	backlogFloor  = 16

@@ -1,7 +1,6 @@
 package redlock_test
 
 import (
-	"context"
 	"testing"
 	"time"
 
@@ -17,16 +16,7 @@ func TestTimedOutNodeIsSkippedThenProbed(t *testing.T) {
 	lk := c.locker(redlock.WithNodeTimeout(100*time.Millisecond), redlock.WithBackoff(redlock.NoRetry()))
 	hung := c.nodes[2]
 	calls := func() int { n, _ := hung.Calls(); return n }
-	round := func(name string) {
-		t.Helper()
-		l, err := lk.TryObtain(context.Background(), name, time.Minute)
-		if err != nil {
-			t.Fatalf("TryObtain(%s) with one node of 3 hung: %v", name, err)
-		}
-		if err := l.Release(context.Background()); err != nil {
-			t.Fatalf("Release(%s): %v", name, err)
-		}
-	}
+	round := func(name string) { t.Helper(); tryRound(t, lk, name) }
 	hung.Hang()
 	// The hung node's acquire call waits; the release is not sent to a
 	// node that has not answered (its call cleans up after itself).
