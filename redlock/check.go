@@ -276,8 +276,9 @@ const checkTimeout = time.Second
 // tends to be stepped later, and a forward step expires locks early.
 const clockWarnOffset = time.Second
 
-// minMajor is the oldest Redis major version whose scripts may write after
-// reading TIME (effects replication became the default in Redis 5).
+// minMajor is the oldest Redis major version the lock scripts run on: the
+// turn queue's ZPOPMIN, and a boot marker written after reading TIME
+// (effects replication became the default in Redis 5).
 const minMajor = 5
 
 // Check asks every node, in parallel, what Redlock's safety depends on: is
@@ -657,7 +658,7 @@ func (lk *Locker) judgeVersion(st *NodeStatus) {
 		st.add(CheckVersion, VerdictUnknown, "cannot read redis_version %q", st.Version)
 	case major < minMajor:
 		st.add(CheckVersion, VerdictError,
-			"Redis %s: the lock scripts read TIME before writing, which needs Redis %d or later", st.Version, minMajor)
+			"Redis %s: the lock scripts (ZPOPMIN, writes after TIME) need Redis %d or later", st.Version, minMajor)
 	default:
 		st.add(CheckVersion, VerdictOK, "Redis %s", st.Version)
 	}

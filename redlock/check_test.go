@@ -182,7 +182,7 @@ func TestCheckFindingsFromInfo(t *testing.T) {
 			infos: func() []memnode.Info {
 				return []memnode.Info{with(healthyInfo(1), "redis_version", "4.0.14"), with(healthyInfo(2), "redis_version", ""), healthyInfo(3)}
 			},
-			check: redlock.CheckVersion, want: []redlock.Verdict{bad, unk, ok}, detail: "needs Redis 5",
+			check: redlock.CheckVersion, want: []redlock.Verdict{bad, unk, ok}, detail: "need Redis 5",
 		},
 		{
 			name: "INFO and CONFIG tell nothing",

@@ -43,6 +43,12 @@ import (
 // lost (its Locker gone, a connection cut) is one wake-up missed, and every
 // waiter still tries again at least every SafetyPoll, or when the holder's
 // TTL runs out; the queue expires queueTTL after its last arrival.
+//
+// The gate's notice is the release's announcement: the other nodes release
+// a lock the gate held without a notice of their own (their notices would
+// wake no waiter in the queue, and cost a message per waiting process per
+// node), and announce only when the gate may not (acquisition.release).
+// Waiters that cannot hear the gate poll (notifier.liveLocked).
 
 // queueTTL is how long a turn queue outlives its last arrival; waiters
 // refresh it each time they are refused, at least every SafetyPoll.

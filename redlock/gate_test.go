@@ -3,6 +3,7 @@ package redlock_test
 import (
 	"context"
 	"errors"
+	"hash/fnv"
 	"maps"
 	"slices"
 	"testing"
@@ -343,4 +344,145 @@ func TestReleaseWakesOnlyTheNextInLine(t *testing.T) {
 		t.Fatal("the second in line was not woken by the next release")
 	}
 	_ = r.lock.Release(t.Context())
+}
+
+// A release is announced by the lock's gate alone when the gate held the
+// lock: its notice wakes every waiter that hears it (or names the next in
+// line), and waiters that cannot hear it poll. When the gate did not hold
+// the lock, the other nodes announce their releases.
+func TestOnlyTheGateAnnouncesItsRelease(t *testing.T) {
+	c := newCluster(t, 5)
+	lk := c.locker()
+	key := lockKey("a")
+	subs := make([]pool.Subscription, len(c.nodes))
+	for i, n := range c.nodes {
+		s, err := n.Subscribe(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = s.Close() })
+		if err := s.Subscribe(key); err != nil {
+			t.Fatal(err)
+		}
+		subs[i] = s
+	}
+	// announced returns, per node, the release notices received since the
+	// last call.
+	announced := func() []int {
+		out := make([]int, len(subs))
+		for i, s := range subs {
+			if err := s.Ping(); err != nil {
+				t.Fatal(err)
+			}
+			for {
+				ev, err := s.Receive(hangBound)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if ev.Kind == pool.EventPong {
+					break
+				}
+				if ev.Kind == pool.EventMessage {
+					out[i]++
+				}
+			}
+		}
+		return out
+	}
+	_ = announced() // the subscriptions' confirmations
+	// A release sent before the gate's grant was read cannot count on the
+	// gate (its own clean-up announces then): try until one was not.
+	gate := -1
+	var seen [][]int
+	for len(seen) < 20 && gate < 0 {
+		l := obtainEverywhere(t, c, lk, "a", time.Minute)
+		if err := l.Release(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "every node released the key", noKey(c, "a"))
+		got := announced()
+		if sum(got) == 1 {
+			gate = slices.Index(got, 1)
+		}
+		seen = append(seen, got)
+	}
+	if gate < 0 {
+		t.Fatalf("release notices per node %v, want one, from the gate", seen)
+	}
+
+	c.nodes[gate].Fail(errDown)
+	calls, _ := c.nodes[gate].Calls()
+	l, err := lk.TryObtain(t.Context(), "a", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the gate failed the call", func() bool { n, _ := c.nodes[gate].Calls(); return n > calls })
+	eventually(t, "the other nodes hold the key", func() bool {
+		for i, n := range c.nodes {
+			if val, _, ok := n.Get(key); i != gate && (!ok || val != l.Token()) {
+				return false
+			}
+		}
+		return true
+	})
+	c.nodes[gate].Fail(nil)
+	if err := l.Release(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "every node released the key", noKey(c, "a"))
+	want := []int{1, 1, 1, 1, 1}
+	want[gate] = 0
+	if got := announced(); !slices.Equal(got, want) {
+		t.Errorf("with the gate down when obtained, release notices per node %v, want %v", got, want)
+	}
+}
+
+// deaf is a node's Pool without its Subscribe: a Locker cannot hear the
+// node's release notices.
+type deaf struct{ pool.Pool }
+
+// gateIndex returns the gate of name among nodes named as newCluster names
+// them (their addresses sort in index order): see gate.go.
+func gateIndex(n int, name string) int {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(lockKey(name)))
+	return int(h.Sum32() % uint32(n))
+}
+
+// A waiter that cannot hear its lock's gate polls: the other nodes do not
+// announce a release the gate announces, and the waiter must not sleep
+// until SafetyPoll for want of a notice.
+func TestWaiterDeafToTheGatePolls(t *testing.T) {
+	c := newCluster(t, 5)
+	held := obtainEverywhere(t, c, c.locker(), "g", time.Minute)
+	gate := gateIndex(len(c.nodes), "g")
+	probes := make([]*probe, len(c.nodes))
+	pools := make([]pool.Pool, len(c.nodes))
+	for i, n := range c.nodes {
+		probes[i] = newProbe(n)
+		pools[i] = probes[i]
+	}
+	pools[gate] = deaf{probes[gate]}
+	waiter := newLocker(t, c.clock, pools)
+	got := start(func() (*redlock.Lock, error) { return waiter.Obtain(context.Background(), "g", time.Minute) })
+	// Its first attempt asks every node, the next (contended) the gate.
+	eventually(t, "the waiter's second attempt", func() bool { return probes[gate].count(scripts.Acquire.Name) >= 2 })
+	time.Sleep(10 * time.Millisecond) // into its wait
+	if err := held.Release(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	const step = 5 * time.Millisecond
+	for waited := time.Duration(0); waited < redlock.SafetyPoll/2; waited += step {
+		select {
+		case r := <-got:
+			if r.err != nil {
+				t.Fatal(r.err)
+			}
+			_ = r.lock.Release(t.Context())
+			return
+		case <-time.After(time.Millisecond):
+		}
+		c.clock.Advance(step)
+	}
+	t.Fatalf("the waiter did not obtain the released lock within %v of its clock", redlock.SafetyPoll/2)
 }

@@ -12,9 +12,9 @@ import (
 // guard watches each node for the two faults Redlock cannot survive on its
 // own — a node that lost its keys (restarted without persistence, flushed)
 // and a node whose clock jumped — and discards the node's yes-votes for a
-// quarantine period after either. It reads what every acquire reply carries
-// anyway (the node's TIME and the age of its boot marker), so it costs no
-// round trip.
+// quarantine period after either. It reads what every granted acquire reply
+// carries anyway (the age of the node's boot marker, by the node's clock),
+// so it costs no round trip.
 type guard struct {
 	lk      *Locker
 	origin  time.Time // client clock reference for offsets
@@ -30,12 +30,15 @@ type nodeGuard struct {
 
 	mu sync.Mutex
 	// born estimates, on the client's clock, when the node last found itself
-	// without data; zero until the node first answered.
+	// without data; zero until the node first answered. seen is when its
+	// last acquire reply was read.
 	born time.Time
+	seen time.Time
 	// until is the end of the node's quarantine; reason says why.
 	until  time.Time
 	reason string
-	// The first sample of (server clock - client clock) and its uncertainty.
+	// The first sample of (boot marker age - client clock) and its
+	// uncertainty.
 	based      bool
 	baseOffset time.Duration
 	baseAt     time.Time
@@ -102,45 +105,10 @@ func (g *guard) period() time.Duration {
 // after latency, and returns why its yes-vote must be discarded ("" to count
 // it).
 func (g *guard) judge(i int, r scripts.AcquireReply, at time.Time, latency time.Duration) string {
-	cfg := &g.lk.cfg
 	q := g.period()
 	ng := &g.nodes[i]
 	ng.mu.Lock()
-	var events []Event
-	if !cfg.noRestartGuard {
-		born := at.Add(-time.Duration(r.MarkerAgeMs) * time.Millisecond)
-		// The estimate of the birth moves with each reply's latency: only a
-		// jump well beyond that is a new birth.
-		if ng.born.IsZero() || born.Sub(ng.born) > latency+rebirthSlack {
-			if !ng.born.IsZero() {
-				// This Locker knew the node before: it lost its data since,
-				// whatever the other nodes did (a rolling restart is no new
-				// cluster), so its votes wait out the quarantine.
-				if ng.quarantine(born.Add(q), "node lost its data (restart without persistence, or flushed)") {
-					events = append(events, Event{Kind: EventQuarantined, Node: g.lk.nodes[i].Addr(), Detail: ng.reason})
-				}
-			}
-			ng.born = born
-		}
-	}
-	if !cfg.noClockGuard {
-		offset := time.Duration(r.ServerMs)*time.Millisecond - at.Sub(g.origin)
-		// The node read its clock somewhere within the round trip; TIME was
-		// truncated to the millisecond.
-		uncertainty := latency + time.Millisecond
-		if !ng.based {
-			ng.based, ng.baseOffset, ng.baseAt, ng.baseErr = true, offset, at, uncertainty
-		} else {
-			moved := offset - ng.baseOffset
-			allowed := time.Duration(float64(at.Sub(ng.baseAt))*cfg.driftFactor) + uncertainty + ng.baseErr + driftFloor
-			if moved > allowed || -moved > allowed {
-				ng.baseOffset, ng.baseAt, ng.baseErr = offset, at, uncertainty
-				if ng.quarantine(at.Add(q), fmt.Sprintf("node clock jumped by %v", moved.Round(time.Millisecond))) {
-					events = append(events, Event{Kind: EventClockJump, Node: g.lk.nodes[i].Addr(), Detail: ng.reason})
-				}
-			}
-		}
-	}
+	events := g.watch(i, ng, time.Duration(r.MarkerAgeMs)*time.Millisecond, at, latency, q)
 	reason := ""
 	if at.Before(ng.until) {
 		reason = fmt.Sprintf("quarantined for %v more: %s", ng.until.Sub(at).Round(time.Millisecond), ng.reason)
@@ -153,6 +121,59 @@ func (g *guard) judge(i int, r scripts.AcquireReply, at time.Time, latency time.
 		g.lk.emit(e)
 	}
 	return reason
+}
+
+// watch reads the age of node i's boot marker, as the node's clock gave it
+// at the moment at, within latency, and quarantines the node for q if it
+// lost its data or its clock jumped; ng.mu is held. It returns the events
+// to report.
+//
+// The age is the node's clock minus the marker's birth, both by the node's
+// clock. A birth later than the last reply means a new marker: the node
+// lost its data since. Otherwise the age must keep pace with this client's
+// clock, within the drift allowance: running ahead or falling back, the
+// node's clock jumped.
+func (g *guard) watch(i int, ng *nodeGuard, age time.Duration, at time.Time, latency, q time.Duration) []Event {
+	cfg := &g.lk.cfg
+	var events []Event
+	born := at.Add(-age)
+	// The estimate of the birth moves with each reply's latency: only a
+	// move well beyond that, to after the last reply was read, is a new
+	// birth.
+	reborn := !ng.born.IsZero() && born.Sub(ng.born) > latency+rebirthSlack && born.After(ng.seen.Add(-rebirthSlack))
+	ng.seen = at
+	if ng.born.IsZero() || reborn {
+		ng.born = born
+	}
+	if reborn && !cfg.noRestartGuard {
+		// This Locker knew the node before: it lost its data since,
+		// whatever the other nodes did (a rolling restart is no new
+		// cluster), so its votes wait out the quarantine.
+		if ng.quarantine(born.Add(q), "node lost its data (restart without persistence, or flushed)") {
+			events = append(events, Event{Kind: EventQuarantined, Node: g.lk.nodes[i].Addr(), Detail: ng.reason})
+		}
+	}
+	if cfg.noClockGuard {
+		return events
+	}
+	offset := age - at.Sub(g.origin)
+	// The node read its clock somewhere within the round trip, to the
+	// millisecond.
+	uncertainty := latency + time.Millisecond
+	if !ng.based || reborn {
+		// A new marker starts a new reading.
+		ng.based, ng.baseOffset, ng.baseAt, ng.baseErr = true, offset, at, uncertainty
+		return events
+	}
+	moved := offset - ng.baseOffset
+	allowed := time.Duration(float64(at.Sub(ng.baseAt))*cfg.driftFactor) + uncertainty + ng.baseErr + driftFloor
+	if moved > allowed || -moved > allowed {
+		ng.baseOffset, ng.baseAt, ng.baseErr = offset, at, uncertainty
+		if ng.quarantine(at.Add(q), fmt.Sprintf("node clock jumped by %v", moved.Round(time.Millisecond))) {
+			events = append(events, Event{Kind: EventClockJump, Node: g.lk.nodes[i].Addr(), Detail: ng.reason})
+		}
+	}
+	return events
 }
 
 // wiped returns why node i's votes must not count because it lost its data

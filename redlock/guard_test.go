@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -158,6 +159,52 @@ func TestClockJumpQuarantine(t *testing.T) {
 			}
 			if qe := quorumError(t, err); !strings.Contains(qe.Votes[0].Discarded, "clock jumped") {
 				t.Fatalf("node 0's vote = %+v, want discarded for a clock jump", qe.Votes[0])
+			}
+		})
+	}
+}
+
+// TestClockSetBackOrDataLost tells a node's clock set back from a node that
+// lost its data: both move its boot marker's birth later, but only a new
+// marker was born after the node's last reply.
+func TestClockSetBackOrDataLost(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		fault func(c *skewCluster)
+		want  redlock.EventKind
+		why   string
+	}{
+		{"clock set back", func(c *skewCluster) { c.clocks[0].Jump(-time.Hour) }, redlock.EventClockJump, "clock jumped by -1h"},
+		{"data lost", func(c *skewCluster) { c.nodes[0].Flush() }, redlock.EventQuarantined, "lost its data"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newSkewCluster(t, 3)
+			var mu sync.Mutex
+			var kinds []redlock.EventKind
+			observe := redlock.WithObserver(func(e redlock.Event) {
+				if e.Kind == redlock.EventClockJump || e.Kind == redlock.EventQuarantined {
+					mu.Lock()
+					kinds = append(kinds, e.Kind)
+					mu.Unlock()
+				}
+			})
+			lk := c.locker(observe)
+			warmUp(t, c.cluster, lk)
+			c.clock.Advance(2 * time.Hour) // the marker is older than the jump
+			warmUp(t, c.cluster, lk)
+			tc.fault(c)
+			c.nodes[2].Fail(errDown) // node 0's vote decides
+			_, err := lk.TryObtain(context.Background(), "x", time.Minute)
+			if !errors.Is(err, redlock.ErrNoQuorum) {
+				t.Fatalf("TryObtain = %v, want ErrNoQuorum: node 0's vote must be discarded", err)
+			}
+			if v := quorumError(t, err).Votes[0]; !strings.Contains(v.Discarded, tc.why) {
+				t.Errorf("node 0's vote = %+v, want discarded for %q", v, tc.why)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if !slices.Equal(kinds, []redlock.EventKind{tc.want}) {
+				t.Errorf("events %v, want only %v", kinds, tc.want)
 			}
 		})
 	}

@@ -37,10 +37,8 @@ func TestReleaseHandsOverToAWaiterOfTheSameLocker(t *testing.T) {
 	lk := c.locker()
 	ctx := context.Background()
 	const ttl = 10 * time.Second
-	a, err := lk.Obtain(ctx, "x", ttl)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// Every node's call is in before the waiter's are counted.
+	a := obtainEverywhere(t, c, lk, "x", ttl)
 	got := waitInLine(t, c, lk, "x", ttl)
 	calls, _ := c.nodes[0].Calls()
 	if err := a.Release(ctx); err != nil {
@@ -65,12 +63,22 @@ func TestReleaseHandsOverToAWaiterOfTheSameLocker(t *testing.T) {
 			t.Fatalf("%s: key %q, %v; the nodes must go on holding the lock", n.Addr(), v, ok)
 		}
 	}
+	// The waiter had joined the gate's turn queue: with nobody left in
+	// line, the Locker leaves it, so that no release is promised to it.
+	eventually(t, "the Locker left the turn queue", func() bool {
+		for _, n := range c.nodes {
+			if len(n.Queue("\x00turn:"+lockKey("x"))) > 0 {
+				return false
+			}
+		}
+		return true
+	})
 	// With nobody in line, the release is a real one.
 	if err := b.Release(ctx); err != nil {
 		t.Fatal(err)
 	}
 	for _, n := range c.nodes {
-		eventually(t, "key deleted", func() bool { _, _, ok := n.Get(lockKey("x")); return !ok })
+		eventually(t, "key deleted", func() bool { v, _, _ := n.Get(lockKey("x")); return v != b.Token() })
 	}
 }
 
@@ -92,10 +100,7 @@ func TestNoHandOver(t *testing.T) {
 			c := newCluster(t, 3)
 			lk := c.locker(tt.opts...)
 			ctx := context.Background()
-			a, err := lk.Obtain(ctx, "x", ttl)
-			if err != nil {
-				t.Fatal(err)
-			}
+			a := obtainEverywhere(t, c, lk, "x", ttl)
 			got := waitInLine(t, c, lk, "x", tt.wantTTL)
 			c.clock.Advance(tt.advance)
 			if err := a.Release(ctx); err != nil {

@@ -203,6 +203,11 @@ func (l *Lock) Extend(ctx context.Context, ttl time.Duration) error {
 		return err
 	}
 	votes, tally, cerr := lk.collect(ctx, ch, n, classifyFlag)
+	for i, v := range votes {
+		if v.Answered {
+			l.acq.gateVoted(i, v.Yes)
+		}
+	}
 	if cerr == nil && !tally.Reached() {
 		cerr = ctxEnded(ctx)
 	}

@@ -162,9 +162,6 @@ func (lk *Locker) key(name string) string { return lk.cfg.prefix + name }
 // queueKey returns the key of the turn queue of the lock key (gate.go).
 func (lk *Locker) queueKey(key string) string { return reserved + "turn:" + key }
 
-// promiseKey returns the key naming the waiter whose turn it is (gate.go).
-func (lk *Locker) promiseKey(key string) string { return reserved + "next:" + key }
-
 // checkTTL validates a TTL and truncates it to whole milliseconds, the
 // resolution of PX and PEXPIRE, so that validity is never computed from more
 // time than the nodes were given.

@@ -122,7 +122,14 @@ func (n *notifier) live(w *waiter) bool {
 	return n.liveLocked(w.nw)
 }
 
+// liveLocked reports whether nw's channel is subscribed on its gate and on
+// a quorum of nodes: the gate announces every release of a lock it held,
+// and the other nodes the releases the gate cannot (acquisition.release).
+// Waiters that are not live poll instead.
 func (n *notifier) liveLocked(nw *nameWait) bool {
+	if !nw.confirmed[nw.gate] {
+		return false
+	}
 	c := 0
 	for _, ok := range nw.confirmed {
 		if ok {
@@ -174,8 +181,10 @@ func (n *notifier) handTo(key string, ok func(*waiter) bool, next func(*waiter) 
 // gone for lingerFor, a sweep unsubscribes the key. A waiter that
 // leaves without the lock passes a wake-up it received but did not use to the
 // next in line, and returns a lock handed to it too late: the caller must
-// release it. leave reports that the last waiter left without the lock while
-// this Locker was in the gate's turn queue: the caller must take it out.
+// release it. leave reports that the last waiter left while this Locker was
+// in the gate's turn queue (without the lock, or with one handed over by a
+// holder of this Locker): the caller must take it out, or the gate would
+// promise a release to nobody.
 func (n *notifier) unregister(w *waiter, obtained bool) (orphan *Lock, leave bool) {
 	defer func() {
 		if !obtained {
@@ -201,8 +210,9 @@ func (n *notifier) unregister(w *waiter, obtained bool) (orphan *Lock, leave boo
 		}
 	default:
 	}
-	if obtained {
-		// A grant on the gate took this Locker out of the queue.
+	if obtained && !w.taken {
+		// A grant on the gate took this Locker out of the queue; a lock
+		// handed over by a holder of this Locker did not.
 		nw.queued = false
 	}
 	if len(nw.waiters) == 0 && n.names[nw.key] == nw {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/quorumlock/quorumlock/clock"
@@ -241,14 +242,13 @@ func (lk *Locker) attempt(ctx context.Context, name, key string, ttl time.Durati
 		lk:       lk,
 		keys:     []string{key},
 		queue:    lk.queueKey(key),
-		promise:  lk.promiseKey(key),
 		gate:     g,
 		token:    newToken(),
 		timeout:  lk.timeoutFor(ttl),
 		answered: make([]bool, len(lk.nodes)),
 	}
 	a.tokenArg = []any{a.token}
-	a.turnKeys = []string{key, a.queue, a.promise}
+	a.turnKeys = []string{key, a.queue}
 	ttlms := strconv.FormatInt(ttl.Milliseconds(), 10)
 	script, keys := scripts.Acquire, []string{key, lk.marker}
 	if lk.cfg.fencing {
@@ -260,7 +260,7 @@ func (lk *Locker) attempt(ctx context.Context, name, key string, ttl time.Durati
 	// gate's queue when refused there (see gate.go).
 	gateKeys, gateArgs := keys, args
 	if onGate != nil {
-		gateKeys = append(keys[:len(keys):len(keys)], a.queue, a.promise)
+		gateKeys = append(keys[:len(keys):len(keys)], a.queue)
 		gateArgs = []any{a.token, ttlms, lk.id, strconv.FormatInt(queueTTL.Milliseconds(), 10)}
 	}
 	acquire := func(ctx context.Context, i int, p pool.Pool) (any, error) {
@@ -272,9 +272,13 @@ func (lk *Locker) attempt(ctx context.Context, name, key string, ttl time.Durati
 	settle := func(r *reply) func() {
 		// Every reply, stragglers' included, tells the guard about its node.
 		lk.judgeAcquire(r)
-		if r.node == g && onGate != nil {
+		if r.node == g {
 			j, _ := r.val.(judgedAcquire)
-			onGate(r.err == nil && !j.reply.Granted && j.reply.Holder != "")
+			granted := r.err == nil && j.reply.Granted
+			a.gateHeld.Store(granted)
+			if onGate != nil {
+				onGate(!granted && r.err == nil && j.reply.Holder != "")
+			}
 		}
 		return a.settle(r)
 	}
@@ -505,8 +509,7 @@ func (lk *Locker) settleFence(ctx context.Context, name string, keys []string, a
 type acquisition struct {
 	lk      *Locker
 	keys    []string
-	queue   string // the lock's turn queue, kept on its gate node,
-	promise string // and the name of the waiter whose turn it is
+	queue   string // the lock's turn queue, kept on its gate node
 	gate    int
 	token   string
 	timeout time.Duration
@@ -514,6 +517,10 @@ type acquisition struct {
 	// boxed as a command argument, and the gate's keys.
 	tokenArg []any
 	turnKeys []string
+	// gateHeld is set while the gate is known to hold this attempt's key:
+	// its release there will announce it (ReleaseTurn), and the other
+	// nodes release without a notice of their own.
+	gateHeld atomic.Bool
 
 	mu        sync.Mutex
 	answered  []bool
@@ -564,12 +571,25 @@ func (a *acquisition) answeredLocked() []int {
 
 // release is the owner-checked delete of this attempt's key on node i,
 // announcing the release to waiters: on the lock's gate, to the first waiter
-// of its turn queue only.
+// of its turn queue only. The other nodes announce it only when the gate may
+// not: waiters that hear the gate learn of the release from it alone, and
+// those that do not (notify.go) poll.
 func (a *acquisition) release(ctx context.Context, i int, p pool.Pool) (any, error) {
 	if i == a.gate {
 		return p.Eval(ctx, scripts.ReleaseTurn, a.turnKeys, a.token, a.lk.promiseMs(i))
 	}
+	if a.gateHeld.Load() {
+		return p.Eval(ctx, scripts.Release, a.keys, a.token, "0")
+	}
 	return p.Eval(ctx, scripts.Release, a.keys, a.tokenArg...)
+}
+
+// gateVoted records node i's answer to an extension: a gate that no longer
+// holds the key will not announce its release.
+func (a *acquisition) gateVoted(i int, held bool) {
+	if i == a.gate && !held {
+		a.gateHeld.Store(false)
+	}
 }
 
 // cleanup removes a failed attempt's key from node i. It announces the

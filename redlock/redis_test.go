@@ -357,9 +357,11 @@ func TestRedisNoScriptRecovery(t *testing.T) {
 	}
 	cycle("after SCRIPT FLUSH on every node")
 	for i, s := range servers {
-		if n := commandCalls(t, s, "script|load"); n <= loads[i] {
-			t.Errorf("%s: no SCRIPT LOAD after the flush (%d before, %d after)", s.Addr, loads[i], n)
-		}
+		// A node the cycle did not wait for (each step needs a quorum only)
+		// may get its calls a little later.
+		eventually(t, s.Addr+" loads the scripts again after the flush", func() bool {
+			return commandCalls(t, s, "script|load") > loads[i]
+		})
 	}
 
 	// A restart loses the scripts too. The first call on a pooled

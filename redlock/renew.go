@@ -247,6 +247,7 @@ func (r *renewer) renew(batch []*Lock) {
 			v := NodeVote{Addr: lk.nodes[rep.node].Addr(), Answered: true, Latency: rep.latency, Err: rep.err}
 			v.Yes = rep.err == nil && flags[i]
 			it.votes[rep.node] = v
+			it.l.acq.gateVoted(rep.node, v.Yes)
 			wasDecided := it.yes >= lk.quorum || len(lk.nodes)-it.fail < lk.quorum
 			if v.Yes {
 				it.yes++

@@ -95,8 +95,8 @@ func TestScripts(t *testing.T) {
 	keys := []string{"k", "boot", "fence"}
 
 	first := acquire(scripts.AcquireFenced, keys, "token-one")
-	if !first.Granted || first.Fence != 1 || first.ServerMs <= 0 {
-		t.Fatalf("first acquire: %+v, want granted with fence 1 and the server time", first)
+	if !first.Granted || first.Fence != 1 || first.MarkerAgeMs < 0 {
+		t.Fatalf("first acquire: %+v, want granted with fence 1 and the marker's age", first)
 	}
 	second := acquire(scripts.Acquire, keys[:2], "token-two")
 	if second.Granted || second.Holder != "token-on" || second.HolderTTLms <= 0 || second.HolderTTLms > 10000 {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/quorumlock/quorumlock/clock"
+	"github.com/quorumlock/quorumlock/internal/scripts"
 	"github.com/quorumlock/quorumlock/pool"
 )
 
@@ -237,8 +238,8 @@ func (n *Node) run(name string, keys []string, args []any) (any, error) {
 		}
 		var promise time.Duration
 		if name == "release-turn" {
-			if len(keys) < 3 {
-				return nil, &pool.ServerError{Msg: "ERR script release-turn expects a queue and a promise key"}
+			if len(keys) < 2 {
+				return nil, &pool.ServerError{Msg: "ERR script release-turn expects a queue key"}
 			}
 			var err error
 			if promise, err = ms(1); err != nil {
@@ -250,10 +251,12 @@ func (n *Node) run(name string, keys []string, args []any) (any, error) {
 			next := ""
 			if name == "release-turn" {
 				if next = n.popQueue(keys[1]); next != "" {
-					n.keys[keys[2]] = entry{val: next, expires: n.clock.Now().Add(promise)}
+					n.keys[key] = entry{val: scripts.Promised + next, expires: n.clock.Now().Add(promise)}
 				}
 			}
-			n.publish(key, next)
+			if name == "release-turn" || str(1) != "0" {
+				n.publish(key, next)
+			}
 			return int64(1), nil
 		}
 		return int64(0), nil
@@ -304,76 +307,82 @@ func (n *Node) acquire(name string, keys []string, args []any, ms func(int) (tim
 		return nil, err
 	}
 	token := fmt.Sprint(args[0])
-	queueKey, promiseKey, waiter := "", "", ""
+	queueKey, waiter := "", ""
 	var queueTTL time.Duration
 	if len(args) >= 4 {
 		if queueTTL, err = ms(3); err != nil {
 			return nil, err
 		}
-		if len(keys) < 4 {
-			return nil, &pool.ServerError{Msg: "ERR script " + name + " expects a queue and a promise key"}
+		if len(keys) < 3 {
+			return nil, &pool.ServerError{Msg: "ERR script " + name + " expects a queue key"}
 		}
-		queueKey, promiseKey, waiter = keys[len(keys)-2], keys[len(keys)-1], fmt.Sprint(args[2])
-		keys = keys[:len(keys)-2]
+		queueKey, waiter = keys[len(keys)-1], fmt.Sprint(args[2])
+		keys = keys[:len(keys)-1]
 	}
 	if len(keys) < 2 || (name == "acquire-fenced" && len(keys) < 3) {
 		return nil, &pool.ServerError{Msg: "ERR script " + name + " expects more keys"}
 	}
 	now := n.clock.Now().UnixMilli()
-	marker, ok := n.lookup(keys[1])
-	if !ok {
-		marker = entry{val: strconv.FormatInt(now, 10)}
-		n.keys[keys[1]] = marker
-	}
-	born, _ := strconv.ParseInt(marker.val, 10, 64)
-	age := now - born
-	if queueKey != "" {
-		if p, ok := n.lookup(promiseKey); ok && p.val != waiter {
-			n.joinQueue(queueKey, waiter, now, queueTTL)
-			return []any{int64(0), int64(p.expires.Sub(n.clock.Now()) / time.Millisecond), "turn:" + p.val[:min(len(p.val), 8)], int64(0), now, age}, nil
-		}
+	counter := func() int64 {
+		f, _ := n.lookup(keys[2])
+		v, _ := strconv.ParseInt(f.val, 10, 64)
+		return v
 	}
 	e, exists := n.lookup(keys[0])
-	if !exists {
+	if exists && e.notString {
+		return nil, &pool.ServerError{Msg: "WRONGTYPE lock key holds a value that is not a string"}
+	}
+	turn := queueKey != "" && exists && e.val == scripts.Promised+waiter
+	if !exists || turn {
 		n.keys[keys[0]] = entry{val: token, expires: n.clock.Now().Add(ttl)}
 		var fence int64
 		if name == "acquire-fenced" {
-			if f, ok := n.lookup(keys[2]); ok {
-				fence, _ = strconv.ParseInt(f.val, 10, 64)
-			}
-			fence++
+			fence = counter() + 1
 			n.keys[keys[2]] = entry{val: strconv.FormatInt(fence, 10)}
 		}
-		if queueKey != "" {
+		if queueKey != "" && !turn {
 			n.leaveQueue(queueKey, waiter)
-			delete(n.keys, promiseKey)
 		}
-		return []any{int64(1), int64(0), "", fence, now, age}, nil
-	}
-	if e.notString {
-		return nil, &pool.ServerError{Msg: "WRONGTYPE lock key holds a value that is not a string"}
+		return []any{int64(1), int64(0), "", fence, n.markerAge(keys[1], now)}, nil
 	}
 	if e.val == token {
 		var fence int64
 		if name == "acquire-fenced" {
-			if f, ok := n.lookup(keys[2]); ok {
-				fence, _ = strconv.ParseInt(f.val, 10, 64)
-			}
+			fence = counter()
 		}
-		if queueKey != "" {
-			n.leaveQueue(queueKey, waiter)
-			delete(n.keys, promiseKey)
-		}
-		return []any{int64(1), int64(0), "", fence, now, age}, nil
+		return []any{int64(1), int64(0), "", fence, n.markerAge(keys[1], now)}, nil
 	}
+	age := n.markerAge(keys[1], now)
 	if queueKey != "" {
-		n.joinQueue(queueKey, waiter, now, queueTTL)
+		n.joinQueue(queueKey, waiter, age, queueTTL)
 	}
 	pttl := int64(-1)
 	if !e.expires.IsZero() {
 		pttl = int64(e.expires.Sub(n.clock.Now()) / time.Millisecond)
 	}
-	return []any{int64(0), pttl, e.val[:min(len(e.val), 8)], int64(0), now, age}, nil
+	holder := e.val[:min(len(e.val), scripts.HolderIDLen)]
+	if strings.HasPrefix(e.val, scripts.Promised) {
+		holder = e.val[:min(len(e.val), len(scripts.Promised)+scripts.HolderIDLen)]
+	}
+	return []any{int64(0), pttl, holder, int64(0), age}, nil
+}
+
+// markerAge returns the age of the boot marker key at now (milliseconds on
+// the node's clock), writing it first if missing, as the acquire scripts do:
+// the marker holds its birth and expires scripts.MarkerLifeMs after it.
+func (n *Node) markerAge(key string, now int64) int64 {
+	m, ok := n.lookup(key)
+	if !ok {
+		born := time.UnixMilli(now)
+		n.keys[key] = entry{val: strconv.FormatInt(now, 10), expires: born.Add(scripts.MarkerLifeMs * time.Millisecond)}
+		return 0
+	}
+	if m.expires.IsZero() {
+		born, _ := strconv.ParseInt(m.val, 10, 64)
+		m.expires = time.UnixMilli(born).Add(scripts.MarkerLifeMs * time.Millisecond)
+		n.keys[key] = m
+	}
+	return scripts.MarkerLifeMs - m.expires.Sub(n.clock.Now()).Milliseconds()
 }
 
 // lookupQueue returns key's queue unless it expired; n.mu is held.

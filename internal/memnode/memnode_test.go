@@ -338,12 +338,12 @@ func TestConformsToRedis(t *testing.T) {
 		return step{script: scripts.Acquire, key: key, args: []any{tok, ms}}
 	}
 	// The turn queue of lock "q" (scripts.ReleaseTurn).
-	const queue, promise = "\x00turn:q", "\x00next:q"
+	const queue = "\x00turn:q"
 	queued := func(tok, waiter string) step {
-		return step{script: scripts.Acquire, key: "q", keys: []string{"q", marker, queue, promise}, args: []any{tok, 60000, waiter, 5000}}
+		return step{script: scripts.Acquire, key: "q", keys: []string{"q", marker, queue}, args: []any{tok, 60000, waiter, 5000}}
 	}
 	releaseTurn := func(tok string) step {
-		return step{script: scripts.ReleaseTurn, key: "q", keys: []string{"q", queue, promise}, args: []any{tok, 60000}}
+		return step{script: scripts.ReleaseTurn, key: "q", keys: []string{"q", queue}, args: []any{tok, 60000}}
 	}
 	call := func(s *pool.Script, key string, args ...any) step { return step{script: s, key: key, args: args} }
 	steps := []step{
@@ -357,7 +357,7 @@ func TestConformsToRedis(t *testing.T) {
 		call(scripts.Release, "k", tokA),
 		call(scripts.Extend, "k", tokA, 1000),
 		acquire("k", tokB, 60000),
-		call(scripts.Release, "k", tokB),
+		call(scripts.Release, "k", tokB, "0"), // the gate announces it
 		call(scripts.Release, "k", tokB),
 		{setup: func() {
 			mem.Set("forever", tokB, 0)

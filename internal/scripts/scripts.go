@@ -4,6 +4,8 @@ package scripts
 
 import (
 	"fmt"
+	"strconv"
+	"strings"
 
 	"github.com/quorumlock/quorumlock/pool"
 )
@@ -11,82 +13,110 @@ import (
 // acquireSrc is shared by Acquire and AcquireFenced. KEYS[1] is the lock,
 // KEYS[2] the node's boot marker, KEYS[3] (fenced only) the fence counter;
 // ARGV[1] is the token and ARGV[2] the TTL in milliseconds. With ARGV[3] (a
-// waiter's name) and ARGV[4] (milliseconds), the last two keys are the lock's
-// turn queue and its promise (see ReleaseTurn): a lock promised to another
-// waiter is refused as if held by it; a refused caller joins the queue
-// (keeping its place if already in it, the queue expiring ARGV[4] after its
-// last arrival); a granted one leaves it, and takes up its promise.
+// waiter's name) and ARGV[4] (milliseconds), the last key is the lock's turn
+// queue (see ReleaseTurn): a lock promised to this waiter is granted to it,
+// one promised to another is refused as if held by it; a refused caller
+// joins the queue (keeping its place if already in it, the queue expiring
+// ARGV[4] after its last arrival), and a caller granted a free lock leaves
+// it.
 //
-// The boot marker is a key without expiry holding the server time at which
-// it was written; the first call to find it missing (a node started empty or
-// flushed) writes it. Its age tells the client how long ago the node last lost
-// its data, at no extra round trip.
-const acquireSrc = `
-local t = redis.call('TIME')
-local now = t[1] * 1000 + math.floor(t[2] / 1000)
-local queue, promise = false, false
-if ARGV[3] then
-  queue, promise = KEYS[#KEYS - 1], KEYS[#KEYS]
-end
-local fenced = #KEYS - (queue and 2 or 0) >= 3
-local born = redis.call('GET', KEYS[2])
-if not born then
-  born = string.format('%.0f', now)
-  redis.call('SET', KEYS[2], born)
-end
-local age = now - (tonumber(born) or 0)
-if queue then
-  local promised = redis.call('GET', promise)
-  if promised and promised ~= ARGV[3] then
-    redis.call('ZADD', queue, 'NX', now, ARGV[3])
-    redis.call('PEXPIRE', queue, ARGV[4])
-    return {0, redis.call('PTTL', promise), 'turn:' .. string.sub(promised, 1, 8), 0, now, age}
+// The boot marker holds the server time at which it was written, and
+// expires MarkerLifeMs after it: the first call to find it missing (a node
+// started empty or flushed) writes it. Its age, MarkerLifeMs minus its PTTL,
+// tells the client how long ago the node last lost its data, and, read
+// again and again, how the node's clock runs: one command, no extra round
+// trip. Refusals read it too: a client judges a node's grant against what
+// its earlier replies said. It also orders the turn queue. A marker without
+// expiry (written by an older client) gets the expiry its value implies.
+//
+// Every command a script runs is one for the server to execute and count:
+// the common paths run as few as they can (a grant on a node that is not
+// the gate: SET and PTTL; TestScriptCommands counts them).
+var acquireSrc = strings.NewReplacer(
+	"MARKER_LIFE", strconv.FormatInt(MarkerLifeMs, 10),
+	"HOLDER_LEN", strconv.Itoa(HolderIDLen),
+).Replace(acquireLua)
+
+const acquireLua = `
+local queue = ARGV[3] and KEYS[#KEYS]
+local fenced = #KEYS - (queue and 1 or 0) >= 3
+local life = MARKER_LIFE
+local function age()
+  local left = redis.call('PTTL', KEYS[2])
+  if left >= 0 then
+    return life - left
   end
+  local t = redis.call('TIME')
+  local now = t[1] * 1000 + math.floor(t[2] / 1000)
+  local born = left == -1 and tonumber(redis.call('GET', KEYS[2]))
+  if not born or born > now then
+    redis.call('SET', KEYS[2], string.format('%.0f', now), 'PX', life)
+    return 0
+  end
+  redis.call('PEXPIRE', KEYS[2], string.format('%.0f', born + life - now))
+  return now - born
 end
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
-  local fence = 0
+local granted, v = false, false
+if queue then
+  -- The gate: the lock is mostly held or promised here, read it first.
+  v = redis.pcall('GET', KEYS[1])
+  if not v or v == 'turn:' .. ARGV[3] then
+    redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+    granted = true
+  end
+elseif redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  granted = true
+else
+  v = redis.pcall('GET', KEYS[1])
+end
+local fence = 0
+if granted then
   if fenced then
     fence = redis.call('INCR', KEYS[3])
   end
-  if queue then
+  if queue and not v then
+    -- A free lock: we may have been queued. A turn was taken out of the
+    -- queue by the release that promised it.
     redis.call('ZREM', queue, ARGV[3])
-    redis.call('DEL', promise)
   end
-  return {1, 0, '', fence, now, age}
+  return {1, 0, '', fence, age()}
 end
-local v = redis.pcall('GET', KEYS[1])
 if type(v) ~= 'string' then
   return redis.error_reply('WRONGTYPE lock key holds a value that is not a string')
 end
 if v == ARGV[1] then
   -- Our own token: a retry of a call whose reply was lost. Still granted;
   -- the fence is the counter now, at least what that call drew.
-  local fence = 0
   if fenced then
     fence = tonumber(redis.call('GET', KEYS[3]) or '0')
   end
-  if queue then
-    redis.call('ZREM', queue, ARGV[3])
-    redis.call('DEL', promise)
-  end
-  return {1, 0, '', fence, now, age}
+  return {1, 0, '', fence, age()}
 end
+local a = age()
 if queue then
-  redis.call('ZADD', queue, 'NX', now, ARGV[3])
+  redis.call('ZADD', queue, 'NX', a, ARGV[3])
   redis.call('PEXPIRE', queue, ARGV[4])
 end
-return {0, redis.call('PTTL', KEYS[1]), string.sub(v, 1, 8), 0, now, age}
+local holder = string.sub(v, 1, HOLDER_LEN)
+if string.sub(v, 1, 5) == 'turn:' then
+  holder = string.sub(v, 1, 5 + HOLDER_LEN)
+end
+return {0, redis.call('PTTL', KEYS[1]), holder, 0, a}
 `
+
+// MarkerLifeMs is how long a boot marker lives, in milliseconds (about 31
+// years): its expiry is only the means of reading its age with PTTL.
+const MarkerLifeMs = 1_000_000_000_000
 
 // Acquire sets the lock key KEYS[1] to the token ARGV[1] with a relative
 // expiry of ARGV[2] milliseconds if the key is absent. Reply: {granted (1/0),
 // holder's PTTL in ms (-1: no expiry), the first 8 characters of the holder's
 // token (enough to tell owners apart, far too little to release their lock),
-// fence (0), server time in ms, boot marker age in ms}. A lock key of another
+// fence (0), boot marker age in ms}. A lock key of another
 // type is a WRONGTYPE error. A key already holding the caller's own token (a
 // retried call whose reply was lost) is granted again. Called with a
-// waiter's name (ARGV[3], ARGV[4], the queue and the promise as last keys),
-// it also keeps the lock's turn queue (see acquireSrc and ReleaseTurn).
+// waiter's name (ARGV[3], ARGV[4], the queue as last key), it also keeps the
+// lock's turn queue (see acquireSrc and ReleaseTurn).
 var Acquire = &pool.Script{Name: "acquire", Src: acquireSrc}
 
 // AcquireFenced is Acquire that also increments the fence counter KEYS[3]
@@ -111,35 +141,42 @@ return 0
 // HolderIDLen is how many characters of the holder's token Acquire returns.
 const HolderIDLen = 8
 
-// Promised prefixes the holder Acquire reports for a lock promised to
-// another waiter: the first HolderIDLen characters of that waiter's name.
+// Promised prefixes the value of a lock key promised to a waiter (see
+// ReleaseTurn), and the holder Acquire reports for it, followed by the
+// first HolderIDLen characters of that waiter's name.
 const Promised = "turn:"
 
 // Release deletes KEYS[1] only if it holds the token ARGV[1], and then
 // publishes an empty message on the channel named KEYS[1] so that waiters
-// learn at once that the lock is free on this node. Reply: 1 when deleted, 0
-// when the key is absent or holds another token.
+// learn at once that the lock is free on this node, unless ARGV[2] is "0"
+// (the lock's gate announces the release: see ReleaseTurn). Reply: 1 when
+// deleted, 0 when the key is absent or holds another token.
 var Release = &pool.Script{Name: "release", Src: `
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   redis.call('DEL', KEYS[1])
-  redis.call('PUBLISH', KEYS[1], '')
+  if ARGV[2] ~= '0' then
+    redis.call('PUBLISH', KEYS[1], '')
+  end
   return 1
 end
 return 0
 `}
 
 // ReleaseTurn is Release on the node that keeps the lock's turn queue
-// KEYS[2] (see Acquire): when it deletes the lock it takes the first waiter
-// out of the queue, promises it the lock for ARGV[2] milliseconds (KEYS[3]
-// holds its name meanwhile: Acquire refuses the others) and publishes its
-// name on the channel KEYS[1] (an empty message when nobody is queued), so
-// that only that waiter is woken. Reply: that of Release.
+// KEYS[2] (see Acquire): when the lock holds the token ARGV[1], it takes the
+// first waiter out of the queue and promises it the lock for ARGV[2]
+// milliseconds (the lock key holds Promised and the waiter's name
+// meanwhile: Acquire grants it to that waiter only), or deletes the lock
+// when nobody is queued, and publishes the waiter's name on the channel
+// KEYS[1] (an empty message when nobody is queued), so that only that waiter
+// is woken. Reply: that of Release.
 var ReleaseTurn = &pool.Script{Name: "release-turn", Src: `
 if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('DEL', KEYS[1])
   local next = redis.call('ZPOPMIN', KEYS[2])
   if next[1] then
-    redis.call('SET', KEYS[3], next[1], 'PX', ARGV[2])
+    redis.call('SET', KEYS[1], 'turn:' .. next[1], 'PX', ARGV[2])
+  else
+    redis.call('DEL', KEYS[1])
   end
   redis.call('PUBLISH', KEYS[1], next[1] or '')
   return 1
@@ -189,8 +226,6 @@ type AcquireReply struct {
 	Holder string
 	// Fence is the node's fence counter after a fenced grant.
 	Fence int64
-	// ServerMs is the node's clock (TIME) in milliseconds.
-	ServerMs int64
 	// MarkerAgeMs is how long ago, by the node's clock, the node last found
 	// itself without data.
 	MarkerAgeMs int64
@@ -199,18 +234,18 @@ type AcquireReply struct {
 // DecodeAcquire decodes a reply of Acquire or AcquireFenced.
 func DecodeAcquire(reply any) (AcquireReply, error) {
 	arr, ok := reply.([]any)
-	if !ok || len(arr) != 6 {
-		return AcquireReply{}, fmt.Errorf("acquire: unexpected reply %T of %d elements, want 6", reply, len(arr))
+	if !ok || len(arr) != 5 {
+		return AcquireReply{}, fmt.Errorf("acquire: unexpected reply %T of %d elements, want 5", reply, len(arr))
 	}
-	var ints [6]int64
-	for _, i := range []int{0, 1, 3, 4, 5} {
+	var ints [5]int64
+	for _, i := range []int{0, 1, 3, 4} {
 		v, err := Int(arr[i])
 		if err != nil {
 			return AcquireReply{}, fmt.Errorf("acquire: element %d: %w", i, err)
 		}
 		ints[i] = v
 	}
-	r := AcquireReply{HolderTTLms: ints[1], Fence: ints[3], ServerMs: ints[4], MarkerAgeMs: ints[5]}
+	r := AcquireReply{HolderTTLms: ints[1], Fence: ints[3], MarkerAgeMs: ints[4]}
 	switch ints[0] {
 	case 1:
 		r.Granted = true

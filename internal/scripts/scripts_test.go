@@ -3,8 +3,10 @@ package scripts_test
 import (
 	"context"
 	"errors"
+	"maps"
 	"reflect"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -20,9 +22,9 @@ import (
 const bootMarker = "\x00boot:test:"
 
 // acquireReply builds a reply of Acquire: {granted, holder PTTL, holder,
-// fence, server ms, marker age ms}.
-func acquireReply(granted, pttl int64, holder any, fence, now, age int64) []any {
-	return []any{granted, pttl, holder, fence, now, age}
+// fence, marker age ms}.
+func acquireReply(granted, pttl int64, holder any, fence, age int64) []any {
+	return []any{granted, pttl, holder, fence, age}
 }
 
 func TestDecodeAcquire(t *testing.T) {
@@ -32,29 +34,29 @@ func TestDecodeAcquire(t *testing.T) {
 		want  scripts.AcquireReply
 		err   bool
 	}{
-		{"granted", acquireReply(1, 0, []byte(""), 0, 1700000000123, 5),
-			scripts.AcquireReply{Granted: true, ServerMs: 1700000000123, MarkerAgeMs: 5}, false},
-		{"granted with fence", acquireReply(1, 0, "", 7, 10, 0),
-			scripts.AcquireReply{Granted: true, Fence: 7, ServerMs: 10}, false},
-		{"refused", acquireReply(0, 1500, []byte("0123abcd"), 0, 10, 3),
-			scripts.AcquireReply{HolderTTLms: 1500, Holder: "0123abcd", ServerMs: 10, MarkerAgeMs: 3}, false},
-		{"refused, holder as string", acquireReply(0, 1500, "0123abcd", 0, 10, 3),
-			scripts.AcquireReply{HolderTTLms: 1500, Holder: "0123abcd", ServerMs: 10, MarkerAgeMs: 3}, false},
-		{"refused, no expiry", acquireReply(0, -1, []byte("0123abcd"), 0, 10, 3),
-			scripts.AcquireReply{HolderTTLms: -1, Holder: "0123abcd", ServerMs: 10, MarkerAgeMs: 3}, false},
-		{"int elements", []any{1, 0, "", 0, 10, 3},
-			scripts.AcquireReply{Granted: true, ServerMs: 10, MarkerAgeMs: 3}, false},
+		{"granted", acquireReply(1, 0, []byte(""), 0, 5),
+			scripts.AcquireReply{Granted: true, MarkerAgeMs: 5}, false},
+		{"granted with fence", acquireReply(1, 0, "", 7, 0),
+			scripts.AcquireReply{Granted: true, Fence: 7}, false},
+		{"refused", acquireReply(0, 1500, []byte("0123abcd"), 0, 3),
+			scripts.AcquireReply{HolderTTLms: 1500, Holder: "0123abcd", MarkerAgeMs: 3}, false},
+		{"refused, holder as string", acquireReply(0, 1500, "0123abcd", 0, 3),
+			scripts.AcquireReply{HolderTTLms: 1500, Holder: "0123abcd", MarkerAgeMs: 3}, false},
+		{"refused, no expiry", acquireReply(0, -1, []byte("0123abcd"), 0, 3),
+			scripts.AcquireReply{HolderTTLms: -1, Holder: "0123abcd", MarkerAgeMs: 3}, false},
+		{"int elements", []any{1, 0, "", 0, 3},
+			scripts.AcquireReply{Granted: true, MarkerAgeMs: 3}, false},
 		{"nil", nil, scripts.AcquireReply{}, true},
 		{"not an array", int64(1), scripts.AcquireReply{}, true},
 		{"empty array", []any{}, scripts.AcquireReply{}, true},
 		{"too short", []any{int64(1)}, scripts.AcquireReply{}, true},
-		{"too long", append(acquireReply(1, 0, "", 0, 10, 3), int64(0)), scripts.AcquireReply{}, true},
-		{"flag not an integer", []any{[]byte("1"), int64(0), "", int64(0), int64(10), int64(3)}, scripts.AcquireReply{}, true},
-		{"unknown flag", acquireReply(2, 0, "", 0, 10, 3), scripts.AcquireReply{}, true},
-		{"TTL not an integer", []any{int64(0), []byte("10"), "h", int64(0), int64(10), int64(3)}, scripts.AcquireReply{}, true},
-		{"holder not a string", acquireReply(0, 10, int64(5), 0, 10, 3), scripts.AcquireReply{}, true},
-		{"fence not an integer", []any{int64(1), int64(0), "", "7", int64(10), int64(3)}, scripts.AcquireReply{}, true},
-		{"time not an integer", []any{int64(1), int64(0), "", int64(0), nil, int64(3)}, scripts.AcquireReply{}, true},
+		{"too long", append(acquireReply(1, 0, "", 0, 3), int64(0)), scripts.AcquireReply{}, true},
+		{"flag not an integer", []any{[]byte("1"), int64(0), "", int64(0), int64(3)}, scripts.AcquireReply{}, true},
+		{"unknown flag", acquireReply(2, 0, "", 0, 3), scripts.AcquireReply{}, true},
+		{"TTL not an integer", []any{int64(0), []byte("10"), "h", int64(0), int64(3)}, scripts.AcquireReply{}, true},
+		{"holder not a string", acquireReply(0, 10, int64(5), 0, 3), scripts.AcquireReply{}, true},
+		{"fence not an integer", []any{int64(1), int64(0), "", "7", int64(3)}, scripts.AcquireReply{}, true},
+		{"age not an integer", []any{int64(1), int64(0), "", int64(0), nil}, scripts.AcquireReply{}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := scripts.DecodeAcquire(tc.reply)
@@ -280,23 +282,45 @@ func TestScriptsOnRedis(t *testing.T) {
 		t.Errorf("the list was changed")
 	}
 
-	// Acquire reports the node's time and the age of its boot marker, a key
-	// without expiry that a node loses with its data.
+	// A grant reports the age of the boot marker, a key that a node loses
+	// with its data: it holds its birth by the node's clock and expires
+	// MarkerLifeMs after it.
 	ar = acquire("m", tokA, 1000)
-	if now := time.Now().UnixMilli(); ar.ServerMs < now-5000 || ar.ServerMs > now+5000 {
-		t.Errorf("ServerMs = %d, local clock %d", ar.ServerMs, now)
-	}
 	if ar.MarkerAgeMs < 0 {
 		t.Errorf("MarkerAgeMs = %d", ar.MarkerAgeMs)
 	}
-	if pttl, _ := redis.Int64(conn.Do("PTTL", bootMarker)); pttl != -1 {
-		t.Errorf("boot marker PTTL = %d, want -1 (no expiry)", pttl)
+	born, _ := redis.Int64(conn.Do("GET", bootMarker))
+	if now := time.Now().UnixMilli(); born < now-5000 || born > now+5000 {
+		t.Errorf("boot marker holds %d, local clock %d: want the node's time", born, now)
+	}
+	if pttl, _ := redis.Int64(conn.Do("PTTL", bootMarker)); pttl <= 0 || scripts.MarkerLifeMs-pttl < ar.MarkerAgeMs {
+		t.Errorf("boot marker PTTL = %d after an age of %d, want %d minus at least that age", pttl, ar.MarkerAgeMs, int64(scripts.MarkerLifeMs))
+	}
+	if refused := acquire("m", tokB, 1000); refused.Granted || refused.MarkerAgeMs < ar.MarkerAgeMs {
+		t.Errorf("refused acquire: %+v, want the marker's age", refused)
+	}
+	if again := acquire("m2", tokA, 1000); again.MarkerAgeMs < ar.MarkerAgeMs {
+		t.Errorf("marker age went from %d to %d", ar.MarkerAgeMs, again.MarkerAgeMs)
 	}
 	if _, err := conn.Do("FLUSHALL"); err != nil {
 		t.Fatal(err)
 	}
 	if ar := acquire("m", tokA, 1000); ar.MarkerAgeMs != 0 || !ar.Granted {
 		t.Errorf("first acquire after data loss: %+v, want granted with marker age 0", ar)
+	}
+	// A marker written without expiry (by an older client) keeps its birth.
+	old := time.Now().UnixMilli() - 3_600_000
+	if _, err := conn.Do("SET", bootMarker, old); err != nil {
+		t.Fatal(err)
+	}
+	if ar := acquire("m3", tokA, 1000); ar.MarkerAgeMs < 3_600_000-5000 || ar.MarkerAgeMs > 3_600_000+5000 {
+		t.Errorf("age of a marker written an hour ago without expiry: %d ms", ar.MarkerAgeMs)
+	}
+	if pttl, _ := redis.Int64(conn.Do("PTTL", bootMarker)); pttl <= 0 {
+		t.Errorf("boot marker PTTL = %d after reading an old marker, want its expiry set", pttl)
+	}
+	if v, _ := redis.Int64(conn.Do("GET", bootMarker)); v != old {
+		t.Errorf("old boot marker rewritten to %d, want %d kept", v, old)
 	}
 }
 
@@ -341,15 +365,16 @@ func TestReleasePublishes(t *testing.T) {
 
 // The turn queue on a real Redis: refused waiters queue in arrival order and
 // keep their place; releasing on the gate promises the lock to the first and
-// names it in the notice; the promise refuses the others and ends with the
-// promised waiter's grant; Leave takes a waiter out.
+// names it in the notice; the promise, held in the lock key, refuses the
+// others and ends with the promised waiter's grant; Leave takes a waiter
+// out.
 func TestTurnQueueOnRedis(t *testing.T) {
 	srv, p, ctx, conn := onRedis(t)
 	psc := subscribe(t, srv.Addr, "q")
-	const queue, promise = "\x00turn:q", "\x00next:q"
+	const queue = "\x00turn:q"
 	queued := func(token, waiter string) scripts.AcquireReply {
 		t.Helper()
-		reply, err := p.Eval(ctx, scripts.Acquire, []string{"q", bootMarker, queue, promise}, token, 60000, waiter, 5000)
+		reply, err := p.Eval(ctx, scripts.Acquire, []string{"q", bootMarker, queue}, token, 60000, waiter, 5000)
 		if err != nil {
 			t.Fatalf("acquire by %s: %v", waiter, err)
 		}
@@ -371,12 +396,18 @@ func TestTurnQueueOnRedis(t *testing.T) {
 	}
 	releaseTurn := func(token string) bool {
 		t.Helper()
-		reply, err := p.Eval(ctx, scripts.ReleaseTurn, []string{"q", queue, promise}, token, 50)
+		reply, err := p.Eval(ctx, scripts.ReleaseTurn, []string{"q", queue}, token, 50)
 		if err != nil {
 			t.Fatal(err)
 		}
 		ok, _ := scripts.DecodeFlag(reply)
 		return ok
+	}
+	get := func(key string) (string, int64) {
+		t.Helper()
+		v, _ := redis.String(conn.Do("GET", key))
+		pttl, _ := redis.Int64(conn.Do("PTTL", key))
+		return v, pttl
 	}
 	notice := func(want string) {
 		t.Helper()
@@ -408,17 +439,22 @@ func TestTurnQueueOnRedis(t *testing.T) {
 	}
 	notice("w1")
 	order("w2")
-	if pttl, _ := redis.Int64(conn.Do("PTTL", promise)); pttl <= 0 || pttl > 50 {
-		t.Errorf("promise PTTL = %d, want at most 50 ms", pttl)
+	if v, pttl := get("q"); v != scripts.Promised+"w1" || pttl <= 0 || pttl > 50 {
+		t.Errorf("promised lock holds %q for %d ms, want w1's promise for at most 50 ms", v, pttl)
 	}
 	if ar := queued("tok-w2", "w2"); ar.Granted || ar.Holder != scripts.Promised+"w1" || ar.HolderTTLms > 50 {
 		t.Errorf("acquire by w2 of a lock promised to w1: %+v, want refused for w1's promise", ar)
 	}
+	if reply, err := p.Eval(ctx, scripts.Acquire, []string{"q", bootMarker}, "tok-x", 60000); err != nil {
+		t.Fatal(err)
+	} else if ar, _ := scripts.DecodeAcquire(reply); ar.Granted {
+		t.Error("an acquire outside the queue took a promised lock")
+	}
 	if ar := queued("tok-w1", "w1"); !ar.Granted {
 		t.Fatalf("acquire by the promised w1: %+v, want granted", ar)
 	}
-	if n, _ := redis.Int(conn.Do("EXISTS", promise)); n != 0 {
-		t.Error("the promise outlived the promised waiter's grant")
+	if v, pttl := get("q"); v != "tok-w1" || pttl <= 50000 {
+		t.Errorf("after the promised grant the lock holds %q for %d ms, want w1's token for its TTL", v, pttl)
 	}
 	order("w2")
 	if reply, err := p.Eval(ctx, scripts.Leave, []string{queue}, "w2"); err != nil || reply != int64(1) {
@@ -434,8 +470,8 @@ func TestTurnQueueOnRedis(t *testing.T) {
 		t.Fatal("release by w1 failed")
 	}
 	notice("") // nobody queued: every waiter may try
-	if n, _ := redis.Int(conn.Do("EXISTS", promise)); n != 0 {
-		t.Error("a release with nobody queued promised the lock")
+	if v, _ := get("q"); v != "" {
+		t.Errorf("a release with nobody queued left the lock holding %q", v)
 	}
 	if ar := queued("tok-w3", "w3"); !ar.Granted {
 		t.Errorf("acquire of a free lock: %+v, want granted", ar)
@@ -444,6 +480,74 @@ func TestTurnQueueOnRedis(t *testing.T) {
 
 // subscribe opens a Pub/Sub connection to addr subscribed to channel, closed
 // when the test ends.
+// TestScriptCommands counts the commands each common path of the lock
+// scripts runs on the server (INFO commandstats): each is work for a node
+// on every round, and cheaper paths must stay cheap.
+func TestScriptCommands(t *testing.T) {
+	_, p, ctx, conn := onRedis(t)
+	const queue = "\x00turn:c"
+	const tokA, tokB = "aaaaaaaa11111111", "bbbbbbbb22222222"
+	plain := func(key, token string) func() error {
+		return func() error {
+			_, err := p.Eval(ctx, scripts.Acquire, []string{key, bootMarker}, token, 60000)
+			return err
+		}
+	}
+	queued := func(token, waiter string) func() error {
+		return func() error {
+			_, err := p.Eval(ctx, scripts.Acquire, []string{"c", bootMarker, queue}, token, 60000, waiter, 5000)
+			return err
+		}
+	}
+	release := func(s *pool.Script, keys []string, token, arg string) func() error {
+		return func() error {
+			_, err := p.Eval(ctx, s, keys, token, arg)
+			return err
+		}
+	}
+	for _, tc := range []struct {
+		name string
+		run  func() error
+		want map[string]int64 // commands run, EVALSHA included
+	}{
+		{"first acquire writes the marker", plain("a", tokA), map[string]int64{"evalsha": 1, "set": 2, "pttl": 1, "time": 1}},
+		{"acquire granted", plain("b", tokA), map[string]int64{"evalsha": 1, "set": 1, "pttl": 1}},
+		{"acquire refused", plain("b", tokB), map[string]int64{"evalsha": 1, "set": 1, "get": 1, "pttl": 2}},
+		{"release", release(scripts.Release, []string{"b"}, tokA, "1"), map[string]int64{"evalsha": 1, "get": 1, "del": 1, "publish": 1}},
+		{"release the gate announces", release(scripts.Release, []string{"a"}, tokA, "0"), map[string]int64{"evalsha": 1, "get": 1, "del": 1}},
+		{"gate: acquire granted, nobody queued", queued(tokA, "w1"), map[string]int64{"evalsha": 1, "get": 1, "set": 1, "zrem": 1, "pttl": 1}},
+		{"gate: refused, joins the queue", queued(tokB, "w2"), map[string]int64{"evalsha": 1, "get": 1, "pttl": 2, "zadd": 1, "pexpire": 1}},
+		{"gate: release to the first waiter", release(scripts.ReleaseTurn, []string{"c", queue}, tokA, "50"), map[string]int64{"evalsha": 1, "get": 1, "zpopmin": 1, "set": 1, "publish": 1}},
+		{"gate: refused for another's turn", queued(tokA, "w1"), map[string]int64{"evalsha": 1, "get": 1, "pttl": 2, "zadd": 1, "pexpire": 1}},
+		{"gate: the promised waiter's grant", queued(tokB, "w2"), map[string]int64{"evalsha": 1, "get": 1, "set": 1, "pttl": 1}},
+		{"leave", func() error { _, err := p.Eval(ctx, scripts.Leave, []string{queue}, "w1"); return err }, map[string]int64{"evalsha": 1, "zrem": 1}},
+		{"gate: release with nobody queued", release(scripts.ReleaseTurn, []string{"c", queue}, tokB, "50"), map[string]int64{"evalsha": 1, "get": 1, "zpopmin": 1, "del": 1, "publish": 1}},
+	} {
+		if _, err := conn.Do("CONFIG", "RESETSTAT"); err != nil {
+			t.Fatal(err)
+		}
+		if err := tc.run(); err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		text, err := redis.String(conn.Do("INFO", "commandstats"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]int64{}
+		for _, line := range strings.Split(text, "\n") {
+			name, rest, ok := strings.Cut(strings.TrimPrefix(strings.TrimSpace(line), "cmdstat_"), ":calls=")
+			if !ok || strings.HasPrefix(name, "config") || strings.HasPrefix(name, "script") || name == "info" {
+				continue // this test's own, and the pool loading a script
+			}
+			calls, _, _ := strings.Cut(rest, ",")
+			got[name], _ = strconv.ParseInt(calls, 10, 64)
+		}
+		if !maps.Equal(got, tc.want) {
+			t.Errorf("%s ran %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
 func subscribe(t *testing.T, addr, channel string) redis.PubSubConn {
 	t.Helper()
 	sc, err := redis.Dial("tcp", addr, redis.DialReadTimeout(5*time.Second))
