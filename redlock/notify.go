@@ -2,10 +2,12 @@ package redlock
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/quorumlock/quorumlock/clock"
+	"github.com/quorumlock/quorumlock/internal/scripts"
 	"github.com/quorumlock/quorumlock/pool"
 )
 
@@ -43,6 +45,9 @@ type notifier struct {
 	stopped bool
 	nodes   []*nodeSub // nil entries: the node's Pool cannot subscribe
 	names   map[string]*nameWait
+
+	// turnSuffix ends this Locker's turn channels (scripts.TurnChannel).
+	turnSuffix string
 }
 
 // nameWait is the waiting state of one lock key.
@@ -51,6 +56,7 @@ type nameWait struct {
 	gate      int      // the key's gate node (gate.go)
 	counts    []uint64 // releases announced per node
 	confirmed []bool   // subscription active per node
+	turnHeard bool     // this Locker's turn channel is subscribed on the gate
 	ready     chan struct{}
 	isReady   bool
 	waiters   []*waiter // in arrival order
@@ -74,7 +80,8 @@ type waiter struct {
 }
 
 func newNotifier(lk *Locker) *notifier {
-	return &notifier{lk: lk, stop: make(chan struct{}), names: map[string]*nameWait{}}
+	return &notifier{lk: lk, stop: make(chan struct{}), names: map[string]*nameWait{},
+		turnSuffix: scripts.TurnChannel("", lk.id)}
 }
 
 // register puts a waiter in line for key and makes sure the key's channel is
@@ -102,9 +109,10 @@ func (n *notifier) register(key string, ttl time.Duration) *waiter {
 			ready:     make(chan struct{}),
 		}
 		n.names[key] = nw
-		for _, ns := range n.nodes {
+		for i, ns := range n.nodes {
 			if ns != nil {
-				ns.send(func(s pool.Subscription) error { return s.Subscribe(key) })
+				channels := n.channels(i, key)
+				ns.send(func(s pool.Subscription) error { return s.Subscribe(channels...) })
 			}
 		}
 	}
@@ -127,7 +135,7 @@ func (n *notifier) live(w *waiter) bool {
 // and the other nodes the releases the gate cannot (acquisition.release).
 // Waiters that are not live poll instead.
 func (n *notifier) liveLocked(nw *nameWait) bool {
-	if !nw.confirmed[nw.gate] {
+	if !nw.confirmed[nw.gate] || !nw.turnHeard {
 		return false
 	}
 	c := 0
@@ -233,9 +241,10 @@ func (n *notifier) sweep() {
 			continue
 		}
 		delete(n.names, key)
-		for _, ns := range n.nodes {
+		for i, ns := range n.nodes {
 			if ns != nil {
-				ns.send(func(s pool.Subscription) error { return s.Unsubscribe(key) })
+				channels := n.channels(i, key)
+				ns.send(func(s pool.Subscription) error { return s.Unsubscribe(channels...) })
 			}
 		}
 	}
@@ -246,7 +255,7 @@ func (n *notifier) sweep() {
 func (n *notifier) hearsGate(w *waiter) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return w.nw.confirmed[w.nw.gate]
+	return w.nw.confirmed[w.nw.gate] && w.nw.turnHeard
 }
 
 // joining is called before an attempt that asks the gate to queue this
@@ -315,29 +324,31 @@ func (n *notifier) released(key string) {
 	}
 }
 
-// notice records a release announced by node i; next is the waiter the
-// node named (the gate's turn queue), or "".
-func (n *notifier) notice(i int, key, next string) {
+// notice records a release announced by node i on channel: a lock's
+// channel, or this Locker's turn channel for a lock, on which the lock's
+// gate names it (next) as the next in line.
+func (n *notifier) notice(i int, channel, next string) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	nw := n.names[key]
+	nw, turn := n.lookupChannel(channel)
 	if nw == nil {
+		return
+	}
+	if turn {
+		// The gate named this Locker on its own channel.
+		if i == nw.gate && next == n.lk.id {
+			nw.counts[i]++
+			nw.queued, nw.turn = false, true
+			n.wakeFirstLocked(nw)
+		}
 		return
 	}
 	nw.counts[i]++
 	if i == nw.gate {
-		switch next {
-		case n.lk.id:
-			nw.queued, nw.turn = false, true
-			n.wakeFirstLocked(nw)
-			return
-		case "":
-			// Nobody is queued: whatever this Locker believed, it is not.
-			nw.queued = false
-		default:
-			// Another waiter's turn: the lock is spoken for.
-			return
-		}
+		// The gate announces here only a release with nobody queued (it
+		// names the next in line on that waiter's own channel): whatever
+		// this Locker believed, it is not queued.
+		nw.queued = false
 	}
 	if nw.queued {
 		// Our turn will be announced by name.
@@ -381,11 +392,17 @@ func (n *notifier) wakeFirstLocked(nw *nameWait) {
 	}
 }
 
-func (n *notifier) confirm(i int, key string, on bool) {
+// confirm records that node i subscribed (on) or unsubscribed channel: a
+// lock's key, or this Locker's turn channel for it.
+func (n *notifier) confirm(i int, channel string, on bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	nw := n.names[key]
+	nw, turn := n.lookupChannel(channel)
 	if nw == nil {
+		return
+	}
+	if turn {
+		nw.turnHeard = on && i == nw.gate
 		return
 	}
 	nw.confirmed[i] = on
@@ -401,23 +418,49 @@ func (n *notifier) confirm(i int, key string, on bool) {
 	}
 }
 
+// lookupChannel returns the waiting state of the lock whose channel this
+// is, and whether it is this Locker's turn channel for the lock (n.mu is
+// held).
+func (n *notifier) lookupChannel(channel string) (nw *nameWait, turn bool) {
+	if nw := n.names[channel]; nw != nil {
+		return nw, false
+	}
+	if key, ok := strings.CutSuffix(channel, n.turnSuffix); ok {
+		return n.names[key], true
+	}
+	return nil, false
+}
+
+// channels returns what node i is subscribed to for key: the key's
+// channel, and on the key's gate this Locker's turn channel too.
+func (n *notifier) channels(i int, key string) []string {
+	if i == n.lk.gate(key) {
+		return []string{key, scripts.TurnChannel(key, n.lk.id)}
+	}
+	return []string{key}
+}
+
 // disconnected forgets node i's confirmations after its connection broke.
 func (n *notifier) disconnected(i int) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	for _, nw := range n.names {
 		nw.confirmed[i] = false
+		if i == nw.gate {
+			nw.turnHeard = false
+		}
 	}
 }
 
-func (n *notifier) keys() []string {
+// subscriptions lists the channels node i's connection subscribes to.
+func (n *notifier) subscriptions(i int) []string {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	keys := make([]string, 0, len(n.names))
+	channels := make([]string, 0, len(n.names))
 	for k := range n.names {
-		keys = append(keys, k)
+		channels = append(channels, n.channels(i, k)...)
 	}
-	return keys
+	return channels
 }
 
 func (n *notifier) anySubscriber() bool {
@@ -530,8 +573,8 @@ func (ns *nodeSub) loop() {
 			_ = conn.Close()
 			return
 		}
-		if keys := ns.n.keys(); len(keys) > 0 {
-			if conn.Subscribe(keys...) != nil {
+		if channels := ns.n.subscriptions(ns.node); len(channels) > 0 {
+			if conn.Subscribe(channels...) != nil {
 				_ = conn.Close()
 			}
 		}

@@ -254,8 +254,11 @@ func (n *Node) run(name string, keys []string, args []any) (any, error) {
 					n.keys[key] = entry{val: scripts.Promised + next, expires: n.clock.Now().Add(promise)}
 				}
 			}
-			if name == "release-turn" || str(1) != "0" {
-				n.publish(key, next)
+			switch {
+			case next != "":
+				n.publish(scripts.TurnChannel(key, next), next)
+			case name == "release-turn" || str(1) != "0":
+				n.publish(key, "")
 			}
 			return int64(1), nil
 		}

@@ -166,23 +166,29 @@ return 0
 // KEYS[2] (see Acquire): when the lock holds the token ARGV[1], it takes the
 // first waiter out of the queue and promises it the lock for ARGV[2]
 // milliseconds (the lock key holds Promised and the waiter's name
-// meanwhile: Acquire grants it to that waiter only), or deletes the lock
-// when nobody is queued, and publishes the waiter's name on the channel
-// KEYS[1] (an empty message when nobody is queued), so that only that waiter
-// is woken. Reply: that of Release.
+// meanwhile: Acquire grants it to that waiter only), and publishes the
+// waiter's name on that waiter's own channel (TurnChannel), so that only
+// that waiter hears of it; when nobody is queued it deletes the lock and
+// publishes an empty message on the channel KEYS[1], for every waiter.
+// Reply: that of Release.
 var ReleaseTurn = &pool.Script{Name: "release-turn", Src: `
 if redis.call('GET', KEYS[1]) == ARGV[1] then
-  local next = redis.call('ZPOPMIN', KEYS[2])
-  if next[1] then
-    redis.call('SET', KEYS[1], 'turn:' .. next[1], 'PX', ARGV[2])
+  local next = redis.call('ZPOPMIN', KEYS[2])[1]
+  if next then
+    redis.call('SET', KEYS[1], 'turn:' .. next, 'PX', ARGV[2])
+    redis.call('PUBLISH', KEYS[1] .. '\0turn:' .. next, next)
   else
     redis.call('DEL', KEYS[1])
+    redis.call('PUBLISH', KEYS[1], '')
   end
-  redis.call('PUBLISH', KEYS[1], next[1] or '')
   return 1
 end
 return 0
 `}
+
+// TurnChannel is the channel on which the release of lock key names waiter
+// as the next in line (ReleaseTurn): a waiter subscribes to its own.
+func TurnChannel(key, waiter string) string { return key + "\x00turn:" + waiter }
 
 // Leave takes the waiter ARGV[1] out of the turn queue KEYS[1]. Reply: 1 if
 // it was queued, 0 otherwise.

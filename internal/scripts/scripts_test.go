@@ -371,6 +371,7 @@ func TestReleasePublishes(t *testing.T) {
 func TestTurnQueueOnRedis(t *testing.T) {
 	srv, p, ctx, conn := onRedis(t)
 	psc := subscribe(t, srv.Addr, "q")
+	turns := subscribe(t, srv.Addr, scripts.TurnChannel("q", "w1"))
 	const queue = "\x00turn:q"
 	queued := func(token, waiter string) scripts.AcquireReply {
 		t.Helper()
@@ -409,12 +410,12 @@ func TestTurnQueueOnRedis(t *testing.T) {
 		pttl, _ := redis.Int64(conn.Do("PTTL", key))
 		return v, pttl
 	}
-	notice := func(want string) {
+	notice := func(psc redis.PubSubConn, channel, want string) {
 		t.Helper()
 		switch m := psc.Receive().(type) {
 		case redis.Message:
-			if string(m.Data) != want {
-				t.Errorf("release notice names %q, want %q", m.Data, want)
+			if m.Channel != channel || string(m.Data) != want {
+				t.Errorf("release notice %q on %q, want %q on %q", m.Data, m.Channel, want, channel)
 			}
 		default:
 			t.Fatalf("got %v, want a release notice", m)
@@ -437,7 +438,7 @@ func TestTurnQueueOnRedis(t *testing.T) {
 	if !releaseTurn("tokA") {
 		t.Fatal("release by the holder failed")
 	}
-	notice("w1")
+	notice(turns, scripts.TurnChannel("q", "w1"), "w1") // on w1's channel only
 	order("w2")
 	if v, pttl := get("q"); v != scripts.Promised+"w1" || pttl <= 0 || pttl > 50 {
 		t.Errorf("promised lock holds %q for %d ms, want w1's promise for at most 50 ms", v, pttl)
@@ -469,7 +470,7 @@ func TestTurnQueueOnRedis(t *testing.T) {
 	if !releaseTurn("tok-w1") {
 		t.Fatal("release by w1 failed")
 	}
-	notice("") // nobody queued: every waiter may try
+	notice(psc, "q", "") // nobody queued: every waiter may try
 	if v, _ := get("q"); v != "" {
 		t.Errorf("a release with nobody queued left the lock holding %q", v)
 	}
