@@ -33,11 +33,13 @@ import (
 // Contenders also take turns. A waiter refused by the gate joins the lock's
 // turn queue there (a sorted set by arrival, scripts.Acquire), when its
 // Locker hears the gate's release notices. Releasing the lock on the gate
-// takes the first waiter out of the queue and names it in the notice
-// (scripts.ReleaseTurn): only that Locker wakes, and asks every node at once
+// takes the first waiter out of the queue and names it on its own channel
+// (scripts.ReleaseTurn, scripts.TurnChannel): only that Locker hears of it
+// and wakes, and asks every node at once
 // (the gate has let it through), while the others sleep on. One release
 // thus costs one attempt, not one per waiting process, and the lock passes
-// in arrival order: for promiseMs, the gate refuses the others (a releaser
+// in arrival order: for promiseMs, the lock key on the gate holds the
+// promise, and the gate refuses the others (a releaser
 // coming back at once would otherwise win the gate before the waiter named
 // even heard its name). Nothing rests on the queue: a waiter whose notice is
 // lost (its Locker gone, a connection cut) is one wake-up missed, and every
@@ -70,6 +72,10 @@ const (
 	promiseMax = 250 * time.Millisecond
 )
 
+// queueTimeout bounds the turn queue's own calls (leaving it, passing on a
+// turn): a node timeout as for a lock that lives as long as the queue.
+func (lk *Locker) queueTimeout() time.Duration { return lk.timeoutFor(queueTTL) }
+
 // leaveQueue takes this Locker out of key's turn queue, in the background:
 // its last waiter gave up, and a turn handed to it would be lost.
 func (lk *Locker) leaveQueue(key string, timeout time.Duration) {
@@ -78,6 +84,45 @@ func (lk *Locker) leaveQueue(key string, timeout time.Duration) {
 	_, _, _ = lk.fanout(context.Background(), []int{g}, timeout, func(ctx context.Context, _ int, p pool.Pool) (any, error) {
 		return p.Eval(ctx, scripts.Leave, []string{queue}, id)
 	}, nil, false)
+}
+
+// declineTurn passes on a turn the gate gave this Locker while none of its
+// goroutines waits for key (an arrival left in the queue by a late answer, a
+// waiter that gave up meanwhile): the lock promised to this Locker goes to
+// the next in line, or is freed and announced, at once rather than when the
+// promise runs out with no notice.
+func (lk *Locker) declineTurn(key string) {
+	g := lk.gate(key)
+	keys := []string{key, lk.queueKey(key)}
+	_, _, _ = lk.fanout(context.Background(), []int{g}, lk.queueTimeout(), func(ctx context.Context, _ int, p pool.Pool) (any, error) {
+		return p.Eval(ctx, scripts.ReleaseTurn, keys, scripts.Promised+lk.id, lk.promiseMs(g))
+	}, nil, false)
+}
+
+// leaveAll takes this Locker out of the turn queues of the locks it waited
+// for lately, and passes on any turn given to it there, before Close: a
+// Locker gone would otherwise be promised a lock that nobody takes until the
+// promise runs out, with no notice to the waiters behind it. Each call is
+// bounded by the node timeout.
+func (lk *Locker) leaveAll() {
+	keys := lk.notify.waited()
+	chans := make([]<-chan reply, 0, len(keys))
+	for _, key := range keys {
+		g := lk.gate(key)
+		turnKeys := []string{key, lk.queueKey(key)}
+		ch, _, err := lk.fanout(context.Background(), []int{g}, lk.queueTimeout(), func(ctx context.Context, _ int, p pool.Pool) (any, error) {
+			if _, err := p.Eval(ctx, scripts.Leave, turnKeys[1:], lk.id); err != nil {
+				return nil, err
+			}
+			return p.Eval(ctx, scripts.ReleaseTurn, turnKeys, scripts.Promised+lk.id, lk.promiseMs(g))
+		}, nil, false)
+		if err == nil {
+			chans = append(chans, ch)
+		}
+	}
+	for _, ch := range chans {
+		<-ch
+	}
 }
 
 // hotFor is how long a lock counts as contended after this Locker last saw

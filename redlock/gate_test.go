@@ -486,3 +486,95 @@ func TestWaiterDeafToTheGatePolls(t *testing.T) {
 	}
 	t.Fatalf("the waiter did not obtain the released lock within %v of its clock", redlock.SafetyPoll/2)
 }
+
+// A turn given to a Locker none of whose goroutines waits any more (its
+// last waiter gave up while the gate was unreachable, and the queue kept
+// it) is passed on at once to the next in line, not left to run out with
+// no notice.
+func TestUnclaimedTurnIsPassedOn(t *testing.T) {
+	gc := newGateCluster(t)
+	gate := gc.gateOf(t, gc.locker(t, []int{0, 1, 2, 3, 4}))
+	queue := "\x00turn:" + lockKey("g")
+	inQueue := func(n int) func() bool {
+		return func() bool { return len(gc.nodes[gate].Queue(queue)) == n }
+	}
+	eventually(t, "the queue is empty", inQueue(0))
+	untilQueued := func(n int) {
+		t.Helper()
+		deadline := time.Now().Add(hangBound)
+		for !inQueue(n)() {
+			if time.Now().After(deadline) {
+				t.Fatalf("never %d waiters in the turn queue", n)
+			}
+			gc.clock.Advance(redlock.SafetyPoll)
+			time.Sleep(time.Millisecond)
+		}
+	}
+	newWaiter := func() *redlock.Locker {
+		return newLocker(t, gc.clock, gc.poolsIn([]int{0, 1, 2, 3, 4}), redlock.WithNodeTimeout(time.Hour))
+	}
+	// The first waiter joins the queue, then gives up while the gate
+	// fails: its leave is lost, and the queue keeps it.
+	ctx, cancel := context.WithCancel(context.Background())
+	gone := start(func() (*redlock.Lock, error) { return newWaiter().Obtain(ctx, "g", time.Minute) })
+	untilQueued(1)
+	gc.nodes[gate].Fail(errDown)
+	cancel()
+	if r := <-gone; !errors.Is(r.err, context.Canceled) {
+		t.Fatalf("the waiter that gave up: %v", r.err)
+	}
+	time.Sleep(10 * time.Millisecond) // its leave fails
+	gc.nodes[gate].Fail(nil)
+	if !inQueue(1)() {
+		t.Fatal("the queue lost the waiter that gave up: the test needs it kept")
+	}
+	gc.clock.Advance(time.Millisecond) // the next arrival comes after it
+	next := start(func() (*redlock.Lock, error) { return newWaiter().Obtain(context.Background(), "g", time.Minute) })
+	untilQueued(2)
+	if err := gc.rival.Release(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	// The clock stands still: no waiter's timer fires.
+	r := within(t, "the next in line obtains the lock", func() result { return <-next })
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	_ = r.lock.Release(t.Context())
+}
+
+// Close takes the Locker out of the turn queues it may still be in.
+func TestCloseLeavesTheTurnQueue(t *testing.T) {
+	gc := newGateCluster(t)
+	gate := gc.gateOf(t, gc.locker(t, []int{0, 1, 2, 3, 4}))
+	queue := "\x00turn:" + lockKey("g")
+	eventually(t, "the queue is empty", func() bool { return len(gc.nodes[gate].Queue(queue)) == 0 })
+	lk, err := redlock.New(gc.poolsIn([]int{0, 1, 2, 3, 4}), redlock.WithClock(gc.clock), redlock.WithNodeTimeout(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	gone := start(func() (*redlock.Lock, error) { return lk.Obtain(ctx, "g", time.Minute) })
+	deadline := time.Now().Add(hangBound)
+	for len(gc.nodes[gate].Queue(queue)) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the waiter never joined the turn queue")
+		}
+		gc.clock.Advance(redlock.SafetyPoll)
+		time.Sleep(time.Millisecond)
+	}
+	// Its leave is lost while the gate fails.
+	gc.nodes[gate].Fail(errDown)
+	cancel()
+	<-gone
+	time.Sleep(10 * time.Millisecond)
+	gc.nodes[gate].Fail(nil)
+	if len(gc.nodes[gate].Queue(queue)) != 1 {
+		t.Fatal("the queue lost the waiter that gave up: the test needs it kept")
+	}
+	if err := within(t, "Close", func() error { return lk.Close() }); err != nil {
+		t.Fatal(err)
+	}
+	if q := gc.nodes[gate].Queue(queue); len(q) != 0 {
+		t.Errorf("after Close the turn queue holds %q", q)
+	}
+}

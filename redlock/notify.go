@@ -258,6 +258,14 @@ func (n *notifier) hearsGate(w *waiter) bool {
 	return w.nw.confirmed[w.nw.gate] && w.nw.turnHeard
 }
 
+// isQueued reports whether this Locker is in the turn queue of w's key, as
+// far as the gate's answers and notices tell.
+func (n *notifier) isQueued(w *waiter) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return w.nw.queued
+}
+
 // joining is called before an attempt that asks the gate to queue this
 // Locker if refused: it counts as queued from then on (the gate may name it
 // before the attempt returns). It returns the attempt's number for
@@ -328,20 +336,33 @@ func (n *notifier) released(key string) {
 // channel, or this Locker's turn channel for a lock, on which the lock's
 // gate names it (next) as the next in line.
 func (n *notifier) notice(i int, channel, next string) {
+	if key, unclaimed := n.noticeLocked(i, channel, next); unclaimed {
+		n.lk.declineTurn(key)
+	}
+}
+
+// noticeLocked is notice under n.mu; unclaimed reports a turn given to this
+// Locker while none of its goroutines waits for key.
+func (n *notifier) noticeLocked(i int, channel, next string) (key string, unclaimed bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	nw, turn := n.lookupChannel(channel)
 	if nw == nil {
-		return
+		return "", false
 	}
 	if turn {
 		// The gate named this Locker on its own channel.
-		if i == nw.gate && next == n.lk.id {
-			nw.counts[i]++
-			nw.queued, nw.turn = false, true
-			n.wakeFirstLocked(nw)
+		if i != nw.gate || next != n.lk.id {
+			return "", false
 		}
-		return
+		nw.counts[i]++
+		nw.queued = false
+		if len(nw.waiters) == 0 {
+			return nw.key, true
+		}
+		nw.turn = true
+		n.wakeFirstLocked(nw)
+		return "", false
 	}
 	nw.counts[i]++
 	if i == nw.gate {
@@ -352,7 +373,7 @@ func (n *notifier) notice(i int, channel, next string) {
 	}
 	if nw.queued {
 		// Our turn will be announced by name.
-		return
+		return "", false
 	}
 	for _, w := range nw.waiters {
 		// A contended attempt needs the gate free first: its release
@@ -361,9 +382,10 @@ func (n *notifier) notice(i int, channel, next string) {
 		// waiters asleep until their timer.
 		if w.announced() >= n.lk.quorum || (i == nw.gate && nw.counts[i] > w.snap[i]) {
 			n.wakeFirstLocked(nw)
-			return
+			break
 		}
 	}
+	return "", false
 }
 
 // announced counts the nodes that announced a release since w rearmed.
@@ -450,6 +472,18 @@ func (n *notifier) disconnected(i int) {
 			nw.turnHeard = false
 		}
 	}
+}
+
+// waited lists the locks this Locker's goroutines wait for, or waited for
+// lately (their subscriptions linger).
+func (n *notifier) waited() []string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	keys := make([]string, 0, len(n.names))
+	for k := range n.names {
+		keys = append(keys, k)
+	}
+	return keys
 }
 
 // subscriptions lists the channels node i's connection subscribes to.

@@ -95,6 +95,8 @@ func (lk *Locker) obtain(ctx context.Context, name string, ttl time.Duration, re
 		w = lk.notify.register(key, ttl)
 	}
 	resubscribed := false // tried again at once after the subscription came up
+	rejoined := false     // tried again at once when the gate became audible
+	viaGate := false      // the next attempt goes through the gate, whatever woke it
 	for failures := 1; ; failures++ {
 		if err := ctx.Err(); err != nil {
 			return nil, contextError("obtain", name, err, last)
@@ -118,7 +120,8 @@ func (lk *Locker) obtain(ctx context.Context, name string, ttl time.Duration, re
 		// so does the waiter the gate named: the lock is promised to it
 		// there, and the last holder's releases left for the other nodes
 		// before the one to the gate (answeredLocked).
-		gated := retry && !timedOut && !turn && lk.hot.hot(key, began)
+		gated := retry && (!timedOut || viaGate) && !turn && lk.hot.hot(key, began)
+		viaGate = false
 		l, err := lk.attempt(ctx, name, key, ttl, gated, onGate)
 		took := lk.cfg.clock.Since(began)
 		if err == nil {
@@ -152,9 +155,27 @@ func (lk *Locker) obtain(ctx context.Context, name string, ttl time.Duration, re
 			lk.notify.awaitReady(ctx, w, lk.timeoutFor(ttl))
 			continue
 		}
+		ownPolicy := lk.cfg.backoff == nil
+		if ownPolicy && !enqueue && !rejoined && lk.notify.hearsGate(w) {
+			// The gate became audible during the attempt, which could not
+			// take a place in its queue: try again at once, taking one.
+			rejoined = true
+			continue
+		}
+		if ownPolicy && enqueue && !lk.notify.isQueued(w) {
+			// The gate did not queue this waiter (it granted the attempt,
+			// or failed): no turn will name it, and the owner's release
+			// may be announced by the gate alone. Poll, through the gate,
+			// which queues it once it refuses.
+			poll, _ := fallbackBackoff.Next(failures)
+			wait = min(wait, poll)
+			viaGate = true
+		}
 		var qe *QuorumError
 		if errors.As(err, &qe) {
-			if free, ok := qe.freeAfter(true); ok && !qe.promised() {
+			// A promise to another waiter says when the lock may be free
+			// again; a waiter in the queue is named instead.
+			if free, ok := qe.freeAfter(true); ok && (!qe.promised() || !enqueue) {
 				// The holder's TTLs were read during the attempt: count
 				// from its start, not from now.
 				free = max(free-took, 0)
@@ -258,11 +279,15 @@ func (lk *Locker) attempt(ctx context.Context, name, key string, ttl time.Durati
 	args := []any{a.tokenArg[0], ttlms} // shared by every node's call
 	// A waiter that will hear the gate's notices takes its turn in the
 	// gate's queue when refused there (see gate.go).
-	gateKeys, gateArgs := keys, args
+	//
+	// Any attempt names this Locker to the gate: a lock promised to it
+	// there is its own, whichever of its goroutines asks.
+	join := "0"
 	if onGate != nil {
-		gateKeys = append(keys[:len(keys):len(keys)], a.queue)
-		gateArgs = []any{a.token, ttlms, lk.id, strconv.FormatInt(queueTTL.Milliseconds(), 10)}
+		join = strconv.FormatInt(queueTTL.Milliseconds(), 10)
 	}
+	gateKeys := append(keys[:len(keys):len(keys)], a.queue)
+	gateArgs := []any{a.token, ttlms, lk.id, join}
 	acquire := func(ctx context.Context, i int, p pool.Pool) (any, error) {
 		if i == g {
 			return p.Eval(ctx, script, gateKeys, gateArgs...)

@@ -132,7 +132,8 @@ func WithQuarantine(d time.Duration) Option { return func(c *config) { c.quarant
 func WithoutRestartQuarantine() Option { return func(c *config) { c.noRestartGuard = true } }
 
 // WithoutClockJumpDetection turns off clock-jump detection. By default every
-// acquire reply carries the node's clock, and a node whose clock moves
+// acquire reply carries the node's clock (the age of its boot marker, by the
+// node's clock), and a node whose clock moves
 // against the client's monotonic clock by more than the drift allowance (a
 // jump, which expires its keys early or late) has its yes-votes discarded for
 // the quarantine period.

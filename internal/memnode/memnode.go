@@ -311,10 +311,12 @@ func (n *Node) acquire(name string, keys []string, args []any, ms func(int) (tim
 	}
 	token := fmt.Sprint(args[0])
 	queueKey, waiter := "", ""
-	var queueTTL time.Duration
+	var queueTTL time.Duration // 0: a waiter that does not join the queue
 	if len(args) >= 4 {
-		if queueTTL, err = ms(3); err != nil {
-			return nil, err
+		if fmt.Sprint(args[3]) != "0" {
+			if queueTTL, err = ms(3); err != nil {
+				return nil, err
+			}
 		}
 		if len(keys) < 3 {
 			return nil, &pool.ServerError{Msg: "ERR script " + name + " expects a queue key"}
@@ -335,6 +337,7 @@ func (n *Node) acquire(name string, keys []string, args []any, ms func(int) (tim
 	if exists && e.notString {
 		return nil, &pool.ServerError{Msg: "WRONGTYPE lock key holds a value that is not a string"}
 	}
+	join := queueKey != "" && queueTTL > 0
 	turn := queueKey != "" && exists && e.val == scripts.Promised+waiter
 	if !exists || turn {
 		n.keys[keys[0]] = entry{val: token, expires: n.clock.Now().Add(ttl)}
@@ -343,7 +346,7 @@ func (n *Node) acquire(name string, keys []string, args []any, ms func(int) (tim
 			fence = counter() + 1
 			n.keys[keys[2]] = entry{val: strconv.FormatInt(fence, 10)}
 		}
-		if queueKey != "" && !turn {
+		if join && !turn {
 			n.leaveQueue(queueKey, waiter)
 		}
 		return []any{int64(1), int64(0), "", fence, n.markerAge(keys[1], now)}, nil
@@ -356,7 +359,7 @@ func (n *Node) acquire(name string, keys []string, args []any, ms func(int) (tim
 		return []any{int64(1), int64(0), "", fence, n.markerAge(keys[1], now)}, nil
 	}
 	age := n.markerAge(keys[1], now)
-	if queueKey != "" {
+	if join {
 		n.joinQueue(queueKey, waiter, age, queueTTL)
 	}
 	pttl := int64(-1)

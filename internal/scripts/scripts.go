@@ -15,10 +15,10 @@ import (
 // ARGV[1] is the token and ARGV[2] the TTL in milliseconds. With ARGV[3] (a
 // waiter's name) and ARGV[4] (milliseconds), the last key is the lock's turn
 // queue (see ReleaseTurn): a lock promised to this waiter is granted to it,
-// one promised to another is refused as if held by it; a refused caller
-// joins the queue (keeping its place if already in it, the queue expiring
-// ARGV[4] after its last arrival), and a caller granted a free lock leaves
-// it.
+// one promised to another is refused as if held by it. Unless ARGV[4] is
+// "0", a refused caller joins the queue (keeping its place if already in it,
+// the queue expiring ARGV[4] after its last arrival), and a caller granted a
+// free lock leaves it.
 //
 // The boot marker holds the server time at which it was written, and
 // expires MarkerLifeMs after it: the first call to find it missing (a node
@@ -39,6 +39,7 @@ var acquireSrc = strings.NewReplacer(
 
 const acquireLua = `
 local queue = ARGV[3] and KEYS[#KEYS]
+local join = queue and ARGV[4] ~= '0'
 local fenced = #KEYS - (queue and 1 or 0) >= 3
 local life = MARKER_LIFE
 local function age()
@@ -57,8 +58,9 @@ local function age()
   return now - born
 end
 local granted, v = false, false
-if queue then
-  -- The gate: the lock is mostly held or promised here, read it first.
+if join then
+  -- A waiter at the gate: the lock is mostly held or promised, read it
+  -- first.
   v = redis.pcall('GET', KEYS[1])
   if not v or v == 'turn:' .. ARGV[3] then
     redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
@@ -68,13 +70,17 @@ elseif redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
   granted = true
 else
   v = redis.pcall('GET', KEYS[1])
+  if queue and v == 'turn:' .. ARGV[3] then
+    redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+    granted, v = true, 'turn'
+  end
 end
 local fence = 0
 if granted then
   if fenced then
     fence = redis.call('INCR', KEYS[3])
   end
-  if queue and not v then
+  if join and not v then
     -- A free lock: we may have been queued. A turn was taken out of the
     -- queue by the release that promised it.
     redis.call('ZREM', queue, ARGV[3])
@@ -93,7 +99,7 @@ if v == ARGV[1] then
   return {1, 0, '', fence, age()}
 end
 local a = age()
-if queue then
+if join then
   redis.call('ZADD', queue, 'NX', a, ARGV[3])
   redis.call('PEXPIRE', queue, ARGV[4])
 end

@@ -3,6 +3,7 @@ package scripts_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"maps"
 	"reflect"
 	"regexp"
@@ -521,8 +522,16 @@ func TestScriptCommands(t *testing.T) {
 		{"gate: release to the first waiter", release(scripts.ReleaseTurn, []string{"c", queue}, tokA, "50"), map[string]int64{"evalsha": 1, "get": 1, "zpopmin": 1, "set": 1, "publish": 1}},
 		{"gate: refused for another's turn", queued(tokA, "w1"), map[string]int64{"evalsha": 1, "get": 1, "pttl": 2, "zadd": 1, "pexpire": 1}},
 		{"gate: the promised waiter's grant", queued(tokB, "w2"), map[string]int64{"evalsha": 1, "get": 1, "set": 1, "pttl": 1}},
+		{"gate: release to the next waiter", release(scripts.ReleaseTurn, []string{"c", queue}, tokB, "50"), map[string]int64{"evalsha": 1, "get": 1, "zpopmin": 1, "set": 1, "publish": 1}},
+		{"gate: the promised waiter's grant, not joining", func() error {
+			reply, err := p.Eval(ctx, scripts.Acquire, []string{"c", bootMarker, queue}, tokA, 60000, "w1", "0")
+			if ar, _ := scripts.DecodeAcquire(reply); err == nil && !ar.Granted {
+				return fmt.Errorf("refused: %+v", ar)
+			}
+			return err
+		}, map[string]int64{"evalsha": 1, "get": 1, "set": 2, "pttl": 1}},
 		{"leave", func() error { _, err := p.Eval(ctx, scripts.Leave, []string{queue}, "w1"); return err }, map[string]int64{"evalsha": 1, "zrem": 1}},
-		{"gate: release with nobody queued", release(scripts.ReleaseTurn, []string{"c", queue}, tokB, "50"), map[string]int64{"evalsha": 1, "get": 1, "zpopmin": 1, "del": 1, "publish": 1}},
+		{"gate: release with nobody queued", release(scripts.ReleaseTurn, []string{"c", queue}, tokA, "50"), map[string]int64{"evalsha": 1, "get": 1, "zpopmin": 1, "del": 1, "publish": 1}},
 	} {
 		if _, err := conn.Do("CONFIG", "RESETSTAT"); err != nil {
 			t.Fatal(err)
