@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -42,6 +43,9 @@ type Locker struct {
 	id string
 	// marker is the key of the nodes' boot marker (cfg.markerKey).
 	marker string
+	// idArgs are id and the turn queue's TTL in milliseconds, boxed once
+	// as the gate's script arguments.
+	idArgs [2]any
 	// silent pauses the nodes that recently timed out (silence.go); lags
 	// marks those answering far behind the others (lag.go).
 	silent []silence
@@ -92,6 +96,7 @@ func New(nodes []pool.Pool, opts ...Option) (*Locker, error) {
 	lk.gates = gateOrder(lk.Nodes())
 	lk.id = newToken()[:16]
 	lk.marker = cfg.markerKey()
+	lk.idArgs = [2]any{lk.id, strconv.FormatInt(queueTTL.Milliseconds(), 10)}
 	lk.silent = make([]silence, len(nodes))
 	lk.lags = make([]lag, len(nodes))
 	lk.notify = newNotifier(lk)

@@ -269,6 +269,7 @@ func (lk *Locker) attempt(ctx context.Context, name, key string, ttl time.Durati
 		answered: make([]bool, len(lk.nodes)),
 	}
 	a.tokenArg = []any{a.token}
+	a.quietArg = []any{a.tokenArg[0], "0"}
 	a.turnKeys = []string{key, a.queue}
 	ttlms := strconv.FormatInt(ttl.Milliseconds(), 10)
 	script, keys := scripts.Acquire, []string{key, lk.marker}
@@ -282,12 +283,12 @@ func (lk *Locker) attempt(ctx context.Context, name, key string, ttl time.Durati
 	//
 	// Any attempt names this Locker to the gate: a lock promised to it
 	// there is its own, whichever of its goroutines asks.
-	join := "0"
+	join := any("0")
 	if onGate != nil {
-		join = strconv.FormatInt(queueTTL.Milliseconds(), 10)
+		join = lk.idArgs[1]
 	}
 	gateKeys := append(keys[:len(keys):len(keys)], a.queue)
-	gateArgs := []any{a.token, ttlms, lk.id, join}
+	gateArgs := []any{args[0], args[1], lk.idArgs[0], join}
 	acquire := func(ctx context.Context, i int, p pool.Pool) (any, error) {
 		if i == g {
 			return p.Eval(ctx, script, gateKeys, gateArgs...)
@@ -539,8 +540,10 @@ type acquisition struct {
 	token   string
 	timeout time.Duration
 	// The release calls' arguments, made once for every node: the token
-	// boxed as a command argument, and the gate's keys.
+	// boxed as a command argument, with the flag that leaves the notice to
+	// the gate, and the gate's keys.
 	tokenArg []any
+	quietArg []any
 	turnKeys []string
 	// gateHeld is set while the gate is known to hold this attempt's key:
 	// its release there will announce it (ReleaseTurn), and the other
@@ -604,7 +607,7 @@ func (a *acquisition) release(ctx context.Context, i int, p pool.Pool) (any, err
 		return p.Eval(ctx, scripts.ReleaseTurn, a.turnKeys, a.token, a.lk.promiseMs(i))
 	}
 	if a.gateHeld.Load() {
-		return p.Eval(ctx, scripts.Release, a.keys, a.token, "0")
+		return p.Eval(ctx, scripts.Release, a.keys, a.quietArg...)
 	}
 	return p.Eval(ctx, scripts.Release, a.keys, a.tokenArg...)
 }
