@@ -180,6 +180,13 @@ func (e *QuorumError) HolderTTL() (time.Duration, bool) {
 // node's answer, or from the round's start when sinceStart is set (each
 // node's TTL plus the time it took to answer): the time a waiter needs, as
 // the clock may have moved while the round went on.
+// grantedAt reports whether node i set this attempt's key: its vote was a
+// yes, counted or discarded.
+func (e *QuorumError) grantedAt(i int) bool {
+	v := e.Votes[i]
+	return v.Answered && v.Err == nil && (v.Yes || v.Discarded != "")
+}
+
 // promised reports a gate's refusal for a lock promised to another waiter
 // (gate.go): it says when the promise ends, not when the lock frees.
 func (e *QuorumError) promised() bool {

@@ -162,17 +162,20 @@ func (lk *Locker) obtain(ctx context.Context, name string, ttl time.Duration, re
 			rejoined = true
 			continue
 		}
-		if ownPolicy && enqueue && !lk.notify.isQueued(w) {
-			// The gate did not queue this waiter (it granted the attempt,
-			// or failed): no turn will name it, and the owner's release
-			// may be announced by the gate alone. Poll, through the gate,
-			// which queues it once it refuses.
+		var qe *QuorumError
+		isQE := errors.As(err, &qe)
+		if ownPolicy && enqueue && !lk.notify.isQueued(w) && !(isQE && qe.grantedAt(lk.gate(key))) {
+			// The gate did not queue this waiter, nor grant it (it failed,
+			// or did not answer): no turn will name it, and the owner's
+			// release may be announced by the gate alone. Poll, through
+			// the gate, which queues it once it refuses. (An owner that
+			// holds the lock without the gate announces its release on
+			// the other nodes.)
 			poll, _ := fallbackBackoff.Next(failures)
 			wait = min(wait, poll)
 			viaGate = true
 		}
-		var qe *QuorumError
-		if errors.As(err, &qe) {
+		if isQE {
 			// A promise to another waiter says when the lock may be free
 			// again; a waiter in the queue is named instead.
 			if free, ok := qe.freeAfter(true); ok && (!qe.promised() || !enqueue) {
