@@ -116,6 +116,26 @@ func sum(xs []int) int {
 	return s
 }
 
+// turnQueue returns the waiters in the turn queue of "g" on its gate.
+func (gc *gateCluster) turnQueue(gate int) []string {
+	return gc.nodes[gate].Queue("\x00turn:" + lockKey("g"))
+}
+
+// untilQueued advances the clock by SafetyPoll until the turn queue of "g"
+// holds at least n waiters: waiters retry when their timer fires, and join
+// the queue once they hear the gate's notices.
+func (gc *gateCluster) untilQueued(t *testing.T, gate, n int) {
+	t.Helper()
+	deadline := time.Now().Add(hangBound)
+	for len(gc.turnQueue(gate)) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("never %d waiters in the turn queue", n)
+		}
+		gc.clock.Advance(redlock.SafetyPoll)
+		time.Sleep(time.Millisecond)
+	}
+}
+
 // A contended attempt asks one node, the same one for every Locker listing
 // the same nodes whatever their order; when it refuses, no other is asked.
 func TestContendedAttemptAsksTheGateOnly(t *testing.T) {
@@ -271,25 +291,9 @@ func TestNoGateWithoutAPossibleQuorum(t *testing.T) {
 func TestReleaseWakesOnlyTheNextInLine(t *testing.T) {
 	gc := newGateCluster(t)
 	gate := gc.gateOf(t, gc.locker(t, []int{0, 1, 2, 3, 4}))
-	queue := "\x00turn:" + lockKey("g")
-	queued := func(n int) func() bool {
-		return func() bool { return len(gc.nodes[gate].Queue(queue)) >= n }
-	}
-	// The waiters retry when their timer fires (SafetyPoll), and join the
-	// queue once they hear the gate's notices.
-	untilQueued := func(n int) {
-		t.Helper()
-		deadline := time.Now().Add(hangBound)
-		for !queued(n)() {
-			if time.Now().After(deadline) {
-				t.Fatalf("never %d waiters in the turn queue", n)
-			}
-			gc.clock.Advance(redlock.SafetyPoll)
-			time.Sleep(time.Millisecond)
-		}
-	}
+	untilQueued := func(n int) { t.Helper(); gc.untilQueued(t, gate, n) }
 	// gateOf's Locker left the queue when it gave up.
-	eventually(t, "the queue is empty", func() bool { return len(gc.nodes[gate].Queue(queue)) == 0 })
+	eventually(t, "the queue is empty", func() bool { return len(gc.turnQueue(gate)) == 0 })
 	obtain := func(lk *redlock.Locker) <-chan result {
 		return start(func() (*redlock.Lock, error) { return lk.Obtain(context.Background(), "g", time.Minute) })
 	}
@@ -494,22 +498,8 @@ func TestWaiterDeafToTheGatePolls(t *testing.T) {
 func TestUnclaimedTurnIsPassedOn(t *testing.T) {
 	gc := newGateCluster(t)
 	gate := gc.gateOf(t, gc.locker(t, []int{0, 1, 2, 3, 4}))
-	queue := "\x00turn:" + lockKey("g")
-	inQueue := func(n int) func() bool {
-		return func() bool { return len(gc.nodes[gate].Queue(queue)) == n }
-	}
-	eventually(t, "the queue is empty", inQueue(0))
-	untilQueued := func(n int) {
-		t.Helper()
-		deadline := time.Now().Add(hangBound)
-		for !inQueue(n)() {
-			if time.Now().After(deadline) {
-				t.Fatalf("never %d waiters in the turn queue", n)
-			}
-			gc.clock.Advance(redlock.SafetyPoll)
-			time.Sleep(time.Millisecond)
-		}
-	}
+	eventually(t, "the queue is empty", func() bool { return len(gc.turnQueue(gate)) == 0 })
+	untilQueued := func(n int) { t.Helper(); gc.untilQueued(t, gate, n) }
 	newWaiter := func() *redlock.Locker {
 		return newLocker(t, gc.clock, gc.poolsIn([]int{0, 1, 2, 3, 4}), redlock.WithNodeTimeout(time.Hour))
 	}
@@ -525,7 +515,7 @@ func TestUnclaimedTurnIsPassedOn(t *testing.T) {
 	}
 	time.Sleep(10 * time.Millisecond) // its leave fails
 	gc.nodes[gate].Fail(nil)
-	if !inQueue(1)() {
+	if len(gc.turnQueue(gate)) != 1 {
 		t.Fatal("the queue lost the waiter that gave up: the test needs it kept")
 	}
 	gc.clock.Advance(time.Millisecond) // the next arrival comes after it
@@ -546,35 +536,57 @@ func TestUnclaimedTurnIsPassedOn(t *testing.T) {
 func TestCloseLeavesTheTurnQueue(t *testing.T) {
 	gc := newGateCluster(t)
 	gate := gc.gateOf(t, gc.locker(t, []int{0, 1, 2, 3, 4}))
-	queue := "\x00turn:" + lockKey("g")
-	eventually(t, "the queue is empty", func() bool { return len(gc.nodes[gate].Queue(queue)) == 0 })
+	eventually(t, "the queue is empty", func() bool { return len(gc.turnQueue(gate)) == 0 })
 	lk, err := redlock.New(gc.poolsIn([]int{0, 1, 2, 3, 4}), redlock.WithClock(gc.clock), redlock.WithNodeTimeout(time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	gone := start(func() (*redlock.Lock, error) { return lk.Obtain(ctx, "g", time.Minute) })
-	deadline := time.Now().Add(hangBound)
-	for len(gc.nodes[gate].Queue(queue)) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the waiter never joined the turn queue")
-		}
-		gc.clock.Advance(redlock.SafetyPoll)
-		time.Sleep(time.Millisecond)
-	}
+	gc.untilQueued(t, gate, 1)
 	// Its leave is lost while the gate fails.
 	gc.nodes[gate].Fail(errDown)
 	cancel()
 	<-gone
 	time.Sleep(10 * time.Millisecond)
 	gc.nodes[gate].Fail(nil)
-	if len(gc.nodes[gate].Queue(queue)) != 1 {
+	if len(gc.turnQueue(gate)) != 1 {
 		t.Fatal("the queue lost the waiter that gave up: the test needs it kept")
 	}
 	if err := within(t, "Close", func() error { return lk.Close() }); err != nil {
 		t.Fatal(err)
 	}
-	if q := gc.nodes[gate].Queue(queue); len(q) != 0 {
+	if q := gc.turnQueue(gate); len(q) != 0 {
 		t.Errorf("after Close the turn queue holds %q", q)
 	}
+}
+
+// Without any node that can send release notices, a waiter polls.
+func TestWaiterWithoutNoticesPolls(t *testing.T) {
+	c := newCluster(t, 3)
+	held := obtainEverywhere(t, c, c.locker(), "g", time.Minute)
+	pools := c.pools()
+	for i := range pools {
+		pools[i] = deaf{pools[i]}
+	}
+	waiter := newLocker(t, c.clock, pools)
+	got := start(func() (*redlock.Lock, error) { return waiter.Obtain(context.Background(), "g", time.Minute) })
+	time.Sleep(10 * time.Millisecond) // its first attempts fail
+	if err := held.Release(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	const step = 5 * time.Millisecond
+	for waited := time.Duration(0); waited < redlock.SafetyPoll; waited += step {
+		select {
+		case r := <-got:
+			if r.err != nil {
+				t.Fatal(r.err)
+			}
+			_ = r.lock.Release(t.Context())
+			return
+		case <-time.After(time.Millisecond):
+		}
+		c.clock.Advance(step)
+	}
+	t.Fatalf("the waiter did not obtain the released lock within %v of its clock", redlock.SafetyPoll)
 }

@@ -156,7 +156,7 @@ func (lk *Locker) obtain(ctx context.Context, name string, ttl time.Duration, re
 			continue
 		}
 		ownPolicy := lk.cfg.backoff == nil
-		if ownPolicy && !enqueue && !rejoined && lk.notify.hearsGate(w) {
+		if ownPolicy && w != nil && !enqueue && !rejoined && lk.notify.hearsGate(w) {
 			// The gate became audible during the attempt, which could not
 			// take a place in its queue: try again at once, taking one.
 			rejoined = true
