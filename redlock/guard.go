@@ -24,9 +24,9 @@ type guard struct {
 
 type nodeGuard struct {
 	// latency is an average of the node's answer times, in ns (atomic);
-	// sampled is set once it holds one.
+	// answers counts the answers it averages.
 	latency atomic.Int64
-	sampled atomic.Bool
+	answers atomic.Int64
 
 	mu sync.Mutex
 	// born estimates, on the client's clock, when the node last found itself
@@ -53,12 +53,12 @@ func newGuard(lk *Locker) *guard {
 	return &guard{lk: lk, origin: lk.cfg.clock.Now(), nodes: make([]nodeGuard, len(lk.nodes))}
 }
 
-// observe folds a successful answer's latency into node i's average.
+// observe folds a successful answer's latency into node i's average; the
+// first answer starts it.
 func (g *guard) observe(i int, d time.Duration) {
 	ng := &g.nodes[i]
-	if !ng.sampled.Load() {
+	if ng.answers.Add(1) == 1 {
 		ng.latency.Store(int64(d))
-		ng.sampled.Store(true)
 		return
 	}
 	old := ng.latency.Load()

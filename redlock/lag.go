@@ -46,6 +46,10 @@ const (
 	backlogFloor  = 16
 )
 
+// lagMinAnswers is how many answers a node's average must hold before it
+// can lag: its first answers usually waited for connections to be dialled.
+const lagMinAnswers = 8
+
 // lagMaxNodes bounds the clusters whose nodes are ranked for lag: larger
 // ones (never seen in practice) are always asked in full.
 const lagMaxNodes = 16
@@ -75,7 +79,7 @@ func (lk *Locker) noteLatency(i int, d time.Duration) {
 		if s.lagging.CompareAndSwap(true, false) {
 			lk.emit(Event{Kind: EventNodeCaughtUp, Node: lk.nodes[i].Addr(), Latency: d})
 		}
-	case !s.lagging.Load() && avg > bar:
+	case !s.lagging.Load() && avg > bar && lk.guard.nodes[i].answers.Load() >= lagMinAnswers:
 		s.probeAt.Store(lk.sinceStart() + int64(lagProbe))
 		if s.lagging.CompareAndSwap(false, true) {
 			lk.emit(Event{Kind: EventNodeLagging, Node: lk.nodes[i].Addr(), Latency: avg,
