@@ -79,6 +79,10 @@ func TestRestartWithoutPersistence(t *testing.T) {
 			ttl := tt.ttl
 			lockA, err := a.TryObtain(ctx, name, ttl)
 			acquiredA := rec.Now()
+			// The round was decided without node 2: let its call fail
+			// against the cut (at once) before healing, or it could still
+			// be sent after.
+			time.Sleep(200 * time.Millisecond)
 			c.Node(2).Heal()
 			if err != nil {
 				t.Fatalf("A: %v", err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"runtime"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -234,14 +235,27 @@ func TestRenewerBatchesRoundTrips(t *testing.T) {
 	}
 	// Each Obtain was decided by a quorum: its call to a third node may
 	// still be on its way, and would time out when the clock moves. Count
-	// from when every one has returned.
-	eventually(t, "every acquire call returned", func() bool {
-		for _, node := range c.nodes {
-			if node.Finished() < n {
-				return false
+	// from when every call has returned and no more arrive (a call whose
+	// round ended before it was sent, or to a node spared as backed up, is
+	// never sent).
+	settled := func() []int {
+		out := make([]int, len(c.nodes))
+		for i, node := range c.nodes {
+			received, _ := node.Calls()
+			if node.Finished() < received {
+				return nil
 			}
+			out[i] = received
 		}
-		return true
+		return out
+	}
+	eventually(t, "every acquire call returned", func() bool {
+		first := settled()
+		if first == nil {
+			return false
+		}
+		time.Sleep(20 * time.Millisecond)
+		return slices.Equal(first, settled())
 	})
 	before, _ := c.nodes[0].Calls()
 	c.clock.Advance(ttl / 3)
