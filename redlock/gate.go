@@ -50,7 +50,8 @@ import (
 // a lock the gate held without a notice of their own (their notices would
 // wake no waiter in the queue, and cost a message per waiting process per
 // node), and announce only when the gate may not (acquisition.release).
-// Waiters that cannot hear the gate poll (notifier.liveLocked).
+// A waiter that cannot hear the gate while it is up for the holder waits
+// for its timer (notifier.liveLocked).
 
 // queueTTL is how long a turn queue outlives its last arrival; waiters
 // refresh it each time they are refused, at least every SafetyPoll.

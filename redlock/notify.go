@@ -130,14 +130,13 @@ func (n *notifier) live(w *waiter) bool {
 	return n.liveLocked(w.nw)
 }
 
-// liveLocked reports whether nw's channel is subscribed on its gate and on
-// a quorum of nodes: the gate announces every release of a lock it held,
-// and the other nodes the releases the gate cannot (acquisition.release).
-// Waiters that are not live poll instead.
+// liveLocked reports whether nw's channel is subscribed on a quorum of
+// nodes. A waiter that does not hear the gate misses the releases of locks
+// the gate held (the other nodes leave them to it: acquisition.release)
+// while the gate is up for their holders, and waits for its timer then
+// (SafetyPoll); when the gate is down for them too, the other nodes
+// announce. Waiters that are not live poll instead.
 func (n *notifier) liveLocked(nw *nameWait) bool {
-	if !nw.confirmed[nw.gate] || !nw.turnHeard {
-		return false
-	}
 	c := 0
 	for _, ok := range nw.confirmed {
 		if ok {

@@ -164,13 +164,13 @@ func (lk *Locker) obtain(ctx context.Context, name string, ttl time.Duration, re
 		}
 		var qe *QuorumError
 		isQE := errors.As(err, &qe)
-		if ownPolicy && enqueue && !lk.notify.isQueued(w) && !(isQE && qe.grantedAt(lk.gate(key))) {
+		if ownPolicy && enqueue && !lk.notify.isQueued(w) && !(isQE && qe.grantedAt(lk.gate(key))) && lk.notify.hearsGate(w) {
 			// The gate did not queue this waiter, nor grant it (it failed,
-			// or did not answer): no turn will name it, and the owner's
-			// release may be announced by the gate alone. Poll, through
-			// the gate, which queues it once it refuses. (An owner that
-			// holds the lock without the gate announces its release on
-			// the other nodes.)
+			// or did not answer), yet it is up: no turn will name it, and
+			// the owner's release may be announced by the gate alone. Poll,
+			// through the gate, which queues it once it refuses. (An owner
+			// that holds the lock without the gate announces its release
+			// on the other nodes; so does one whose gate is down.)
 			poll, _ := fallbackBackoff.Next(failures)
 			wait = min(wait, poll)
 			viaGate = true

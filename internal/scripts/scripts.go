@@ -70,7 +70,11 @@ elseif redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
   granted = true
 else
   v = redis.pcall('GET', KEYS[1])
-  if queue and v == 'turn:' .. ARGV[3] then
+  if not v then
+    -- Gone since SET NX found it: only where time moves within a script
+    -- (an emulated server), as a promise expires.
+    granted = redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) and true or false
+  elseif queue and v == 'turn:' .. ARGV[3] then
     redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
     granted, v = true, 'turn'
   end
@@ -87,8 +91,12 @@ if granted then
   end
   return {1, 0, '', fence, age()}
 end
-if type(v) ~= 'string' then
+if type(v) == 'table' then
   return redis.error_reply('WRONGTYPE lock key holds a value that is not a string')
+end
+if not v then
+  -- Gone and taken again within this script (an emulated server).
+  return {0, -2, '', 0, age()}
 end
 if v == ARGV[1] then
   -- Our own token: a retry of a call whose reply was lost. Still granted;
