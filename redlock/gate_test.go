@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quorumlock/quorumlock/clock"
 	"github.com/quorumlock/quorumlock/internal/scripts"
 	"github.com/quorumlock/quorumlock/pool"
 	"github.com/quorumlock/quorumlock/redlock"
@@ -475,20 +476,7 @@ func TestWaiterDeafToTheGateWaitsForItsTimer(t *testing.T) {
 	if err := held.Release(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	const step = 5 * time.Millisecond
-	for waited := time.Duration(0); waited <= redlock.SafetyPoll+step; waited += step {
-		select {
-		case r := <-got:
-			if r.err != nil {
-				t.Fatal(r.err)
-			}
-			_ = r.lock.Release(t.Context())
-			return
-		case <-time.After(time.Millisecond):
-		}
-		c.clock.Advance(step)
-	}
-	t.Fatalf("the waiter did not obtain the released lock within %v of its clock", redlock.SafetyPoll)
+	obtainedWithin(t, c.clock, got, redlock.SafetyPoll+5*time.Millisecond)
 }
 
 // A turn given to a Locker none of whose goroutines waits any more (its
@@ -575,8 +563,15 @@ func TestWaiterWithoutNoticesPolls(t *testing.T) {
 	if err := held.Release(t.Context()); err != nil {
 		t.Fatal(err)
 	}
+	obtainedWithin(t, c.clock, got, redlock.SafetyPoll)
+}
+
+// obtainedWithin advances fc in small steps, at most by limit, until the
+// Obtain behind got returns, and fails t if it fails or never returns.
+func obtainedWithin(t *testing.T, fc *clock.Fake, got <-chan result, limit time.Duration) {
+	t.Helper()
 	const step = 5 * time.Millisecond
-	for waited := time.Duration(0); waited < redlock.SafetyPoll; waited += step {
+	for waited := time.Duration(0); waited < limit; waited += step {
 		select {
 		case r := <-got:
 			if r.err != nil {
@@ -586,7 +581,7 @@ func TestWaiterWithoutNoticesPolls(t *testing.T) {
 			return
 		case <-time.After(time.Millisecond):
 		}
-		c.clock.Advance(step)
+		fc.Advance(step)
 	}
-	t.Fatalf("the waiter did not obtain the released lock within %v of its clock", redlock.SafetyPoll)
+	t.Fatalf("the waiter did not obtain the released lock within %v of its clock", limit)
 }
