@@ -93,11 +93,7 @@ func (lk *Locker) leaveQueue(key string, timeout time.Duration) {
 // the next in line, or is freed and announced, at once rather than when the
 // promise runs out with no notice.
 func (lk *Locker) declineTurn(key string) {
-	g := lk.gate(key)
-	keys := []string{key, lk.queueKey(key)}
-	_, _, _ = lk.fanout(context.Background(), []int{g}, lk.queueTimeout(), func(ctx context.Context, _ int, p pool.Pool) (any, error) {
-		return p.Eval(ctx, scripts.ReleaseTurn, keys, scripts.Promised+lk.id, lk.promiseMs(g))
-	}, nil, false)
+	_, _, _ = lk.fanout(context.Background(), []int{lk.gate(key)}, lk.queueTimeout(), lk.passTurn(key, false), nil, false)
 }
 
 // leaveAll takes this Locker out of the turn queues of the locks it waited
@@ -109,20 +105,29 @@ func (lk *Locker) leaveAll() {
 	keys := lk.notify.waited()
 	chans := make([]<-chan reply, 0, len(keys))
 	for _, key := range keys {
-		g := lk.gate(key)
-		turnKeys := []string{key, lk.queueKey(key)}
-		ch, _, err := lk.fanout(context.Background(), []int{g}, lk.queueTimeout(), func(ctx context.Context, _ int, p pool.Pool) (any, error) {
-			if _, err := p.Eval(ctx, scripts.Leave, turnKeys[1:], lk.id); err != nil {
-				return nil, err
-			}
-			return p.Eval(ctx, scripts.ReleaseTurn, turnKeys, scripts.Promised+lk.id, lk.promiseMs(g))
-		}, nil, false)
+		ch, _, err := lk.fanout(context.Background(), []int{lk.gate(key)}, lk.queueTimeout(), lk.passTurn(key, true), nil, false)
 		if err == nil {
 			chans = append(chans, ch)
 		}
 	}
 	for _, ch := range chans {
 		<-ch
+	}
+}
+
+// passTurn is the call on key's gate that hands a lock promised to this
+// Locker to the next in line (ReleaseTurn, with the promise as the token),
+// after taking this Locker out of the queue when leave is set.
+func (lk *Locker) passTurn(key string, leave bool) nodeOp {
+	g := lk.gate(key)
+	keys := []string{key, lk.queueKey(key)}
+	return func(ctx context.Context, _ int, p pool.Pool) (any, error) {
+		if leave {
+			if _, err := p.Eval(ctx, scripts.Leave, keys[1:], lk.id); err != nil {
+				return nil, err
+			}
+		}
+		return p.Eval(ctx, scripts.ReleaseTurn, keys, scripts.Promised+lk.id, lk.promiseMs(g))
 	}
 }
 

@@ -150,7 +150,8 @@ func (lk *Locker) Nodes() []string {
 // Close takes the Locker out of the turn queues of the locks it waited for
 // (see Obtain), then waits for every background call (stragglers of decided
 // rounds, releases of failed attempts) to finish; each is bounded by its
-// round's node timeout. Locks still held stay held until they expire or are released.
+// round's node timeout. Locks still held stay held until they expire or are
+// released.
 // After Close every method of the Locker and of its Locks returns ErrClosed:
 // release locks before closing.
 func (lk *Locker) Close() error {
