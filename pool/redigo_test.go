@@ -228,30 +228,39 @@ func TestRedigoHonoursContextOnPausedNode(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { _ = srv.Resume() })
-			var ctx context.Context
-			var cancel context.CancelFunc
-			want := context.DeadlineExceeded
-			if tc.cancel {
-				ctx, cancel = context.WithCancel(context.Background())
-				time.AfterFunc(50*time.Millisecond, cancel)
-				want = context.Canceled
-			} else {
-				ctx, cancel = context.WithTimeout(context.Background(), 50*time.Millisecond)
+			calls := map[string]func(ctx context.Context) error{
+				"Eval": func(ctx context.Context) error { _, err := p.Eval(ctx, echo, []string{"k"}, "v", 1); return err },
+				"Pipeline": func(ctx context.Context) error {
+					_, err := p.Pipeline(ctx, []pool.Cmd{{Name: "SET", Args: []any{"k", "v"}}, {Name: "PTTL", Args: []any{"k"}}})
+					return err
+				},
 			}
-			defer cancel()
-			done := make(chan error, 1)
-			go func() { _, err := p.Eval(ctx, echo, []string{"k"}, "v", 1); done <- err }()
-			select {
-			case err := <-done:
-				// With a deadline, redigo also sets it as the socket's
-				// read deadline, and the socket's timeout may be what is
-				// reported (see TestRedigoDeadlineReportedAsContextError).
-				var ne net.Error
-				if !errors.Is(err, want) && !(want == context.DeadlineExceeded && errors.As(err, &ne) && ne.Timeout()) {
-					t.Errorf("Eval on a paused node = %v, want %v", err, want)
+			for op, call := range calls {
+				var ctx context.Context
+				var cancel context.CancelFunc
+				want := context.DeadlineExceeded
+				if tc.cancel {
+					ctx, cancel = context.WithCancel(context.Background())
+					time.AfterFunc(50*time.Millisecond, cancel)
+					want = context.Canceled
+				} else {
+					ctx, cancel = context.WithTimeout(context.Background(), 50*time.Millisecond)
 				}
-			case <-time.After(hangBound):
-				t.Fatalf("Eval on a paused node ignored its context")
+				done := make(chan error, 1)
+				go func() { done <- call(ctx) }()
+				select {
+				case err := <-done:
+					// With a deadline, redigo also sets it as the socket's
+					// read deadline, and the socket's timeout may be what
+					// is reported (see TestRedigoDeadlineReportedAsContextError).
+					var ne net.Error
+					if !errors.Is(err, want) && !(want == context.DeadlineExceeded && errors.As(err, &ne) && ne.Timeout()) {
+						t.Errorf("%s on a paused node = %v, want %v", op, err, want)
+					}
+				case <-time.After(hangBound):
+					t.Fatalf("%s on a paused node ignored its context", op)
+				}
+				cancel()
 			}
 		})
 	}

@@ -292,7 +292,24 @@ func (lk *Locker) attempt(ctx context.Context, name, key string, ttl time.Durati
 	}
 	gateKeys := append(keys[:len(keys):len(keys)], a.queue)
 	gateArgs := []any{args[0], args[1], lk.idArgs[0], join}
+	// A lock not known to be contended is likely free: where the pool can
+	// pipeline, ask with plain commands, which cost a node far less than a
+	// script, and run the script only when they do not settle the call
+	// (scripts.FreeAcquire).
+	var free []pool.Cmd
+	if !lk.cfg.fencing && !gated && onGate == nil && !lk.hot.hot(key, start) {
+		free = scripts.FreeAcquire(key, lk.marker, args[0], args[1])
+	}
 	acquire := func(ctx context.Context, i int, p pool.Pool) (any, error) {
+		if pp, ok := p.(pool.Pipeliner); ok && free != nil {
+			replies, err := pp.Pipeline(ctx, free)
+			if err != nil {
+				return nil, err
+			}
+			if ar, ok := scripts.DecodeFreeAcquire(replies); ok {
+				return ar, nil
+			}
+		}
 		if i == g {
 			return p.Eval(ctx, script, gateKeys, gateArgs...)
 		}
@@ -459,10 +476,13 @@ func (lk *Locker) judgeAcquire(r *reply) {
 	if r.err != nil {
 		return
 	}
-	ar, err := scripts.DecodeAcquire(r.val)
-	if err != nil {
-		r.val, r.err = nil, err
-		return
+	ar, ok := r.val.(scripts.AcquireReply) // decoded already (FreeAcquire)
+	if !ok {
+		var err error
+		if ar, err = scripts.DecodeAcquire(r.val); err != nil {
+			r.val, r.err = nil, err
+			return
+		}
 	}
 	// Judged at the moment the reply was read, the end of r.latency (which
 	// counts from its own fan-out's start, for a gated attempt's other

@@ -29,8 +29,11 @@ import (
 // counted), which should both be 0; when they are not, ops/s is not the
 // coordinator's cost but the cost of those retries.
 //
-// Both use pools that keep 64 idle connections per node, so neither dials
-// in the timed loop. The goroutines are started here rather than by
+// Both use the same pools, which keep twice 64 idle connections per node so
+// that neither dials in the timed loop: the lock's calls to the nodes a
+// round did not wait for end during the goroutine's next round, and hold a
+// connection meanwhile. dials/op reports the connections the nodes accepted
+// in the timed loop, per round. The goroutines are started here rather than by
 // b.RunParallel, whose count is a multiple of GOMAXPROCS: there are 64 on
 // any machine, many more than its cores, as in a real service. ns/op is the
 // wall time per round across all of them; ops/s is its inverse, and
@@ -38,7 +41,7 @@ import (
 func BenchmarkParallel(b *testing.B) {
 	const goroutines = 64
 	servers := redistest.Start(b, 5)
-	pools := redistest.Pools(b, servers, pool.WithMaxIdle(goroutines))
+	pools := redistest.Pools(b, servers, pool.WithMaxIdle(2*goroutines))
 	prefix := fmt.Sprintf("goroutines=%d", goroutines)
 
 	b.Run(prefix+"/lock", func(b *testing.B) {
@@ -56,7 +59,7 @@ func BenchmarkParallel(b *testing.B) {
 				return l.Release(ctx)
 			}
 		}
-		runParallel(b, rounds)
+		runParallel(b, pools, rounds)
 		events.report(b)
 	})
 	b.Run(prefix+"/floor", func(b *testing.B) {
@@ -74,15 +77,16 @@ func BenchmarkParallel(b *testing.B) {
 				return nil
 			}
 		}
-		runParallel(b, rounds)
+		runParallel(b, pools, rounds)
 	})
 }
 
 // runParallel runs b.N rounds in all, goroutine i running rounds[i] again
-// and again, and reports the throughput and the per-round percentiles.
+// and again, and reports the throughput, the per-round percentiles, and the
+// connections the nodes of pools accepted meanwhile.
 // Every goroutine first runs one round untimed, all at once, so that the
 // pools hold as many connections as the timed loop needs.
-func runParallel(b *testing.B, rounds []func() error) {
+func runParallel(b *testing.B, pools []pool.Pool, rounds []func() error) {
 	run := func(total int) []time.Duration {
 		var (
 			left  atomic.Int64
@@ -130,11 +134,19 @@ func runParallel(b *testing.B, rounds []func() error) {
 	if err := errors.Join(errs...); err != nil {
 		b.Fatal(err)
 	}
+	dials := 0
+	for _, p := range pools {
+		dials -= int(connectionsReceived(b, p))
+	}
 	b.ResetTimer()
 	start := time.Now()
 	times := run(b.N)
 	elapsed := time.Since(start)
 	b.StopTimer()
+	for _, p := range pools {
+		dials += int(connectionsReceived(b, p))
+	}
+	b.ReportMetric(float64(dials)/float64(b.N), "dials/op")
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "ops/s")
 	b.ReportMetric(percentileMs(times, 0.50), "round-p50-ms")
 	b.ReportMetric(percentileMs(times, 0.99), "round-p99-ms")

@@ -7,7 +7,6 @@ import (
 	"maps"
 	"reflect"
 	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -533,26 +532,11 @@ func TestScriptCommands(t *testing.T) {
 		{"leave", func() error { _, err := p.Eval(ctx, scripts.Leave, []string{queue}, "w1"); return err }, map[string]int64{"evalsha": 1, "zrem": 1}},
 		{"gate: release with nobody queued", release(scripts.ReleaseTurn, []string{"c", queue}, tokA, "50"), map[string]int64{"evalsha": 1, "get": 1, "zpopmin": 1, "del": 1, "publish": 1}},
 	} {
-		if _, err := conn.Do("CONFIG", "RESETSTAT"); err != nil {
-			t.Fatal(err)
-		}
+		calls := commandCounter(t, conn)
 		if err := tc.run(); err != nil {
 			t.Fatalf("%s: %v", tc.name, err)
 		}
-		text, err := redis.String(conn.Do("INFO", "commandstats"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		got := map[string]int64{}
-		for _, line := range strings.Split(text, "\n") {
-			name, rest, ok := strings.Cut(strings.TrimPrefix(strings.TrimSpace(line), "cmdstat_"), ":calls=")
-			if !ok || strings.HasPrefix(name, "config") || strings.HasPrefix(name, "script") || name == "info" {
-				continue // this test's own, and the pool loading a script
-			}
-			calls, _, _ := strings.Cut(rest, ",")
-			got[name], _ = strconv.ParseInt(calls, 10, 64)
-		}
-		if !maps.Equal(got, tc.want) {
+		if got := calls(); !maps.Equal(got, tc.want) {
 			t.Errorf("%s ran %v, want %v", tc.name, got, tc.want)
 		}
 	}
