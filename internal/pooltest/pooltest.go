@@ -17,7 +17,8 @@
 // a TLS server the client does not trust; WRONGTYPE and other error replies
 // as *pool.ServerError; TLS with a private CA; and, when the adapter has
 // them, pool.Subscriber (subscribe, messages, unsubscribe, ping, Close
-// unblocking Receive) and pool.Commander (INFO, CONFIG GET, TIME, PING).
+// unblocking Receive), pool.Commander (INFO, CONFIG GET, TIME, PING) and
+// pool.Pipeliner (replies in order, error replies, contexts).
 //
 // Tests skip when redis-server is missing, or fail when
 // QUORUMLOCK_REQUIRE_REDIS=1, as with redistest.Start.
@@ -101,6 +102,7 @@ func Run(t *testing.T, f Factory, opts ...Option) {
 		{"PubSubCloseUnblocksReceive", testPubSubCloseUnblocksReceive},
 		{"PubSubFaults", testPubSubFaults},
 		{"Commander", testCommander},
+		{"Pipeliner", testPipeliner},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -28,6 +28,7 @@
 package goredis
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -151,12 +152,19 @@ func (p *Pool) sha(ctx context.Context, s *pool.Script, reload bool) (string, er
 // command finishes or fails in the background, bounded by the client's read
 // timeout, and go-redis then discards or reuses its connection.
 func (p *Pool) do(ctx context.Context, argv []any) (any, error) {
+	return p.watch(ctx, func() (any, error) {
+		v, err := p.c.Do(ctx, argv...).Result()
+		return p.result(ctx, v, err)
+	})
+}
+
+// watch runs call, and returns when it does or as soon as ctx ends (see do).
+func (p *Pool) watch(ctx context.Context, call func() (any, error)) (any, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	if ctx.Done() == nil { // cannot end: no need to watch it
-		v, err := p.c.Do(ctx, argv...).Result()
-		return p.result(ctx, v, err)
+		return call()
 	}
 	type result struct {
 		v   any
@@ -164,15 +172,51 @@ func (p *Pool) do(ctx context.Context, argv []any) (any, error) {
 	}
 	ch := make(chan result, 1)
 	go func() {
-		v, err := p.c.Do(ctx, argv...).Result()
+		v, err := call()
 		ch <- result{v, err}
 	}()
 	select {
 	case r := <-ch:
-		return p.result(ctx, r.v, r.err)
+		return r.v, r.err
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
+}
+
+// Pipeline sends cmds in one round trip, bounded by ctx as Eval is, and
+// returns their replies in order. An error reply to any of them is returned
+// as a *pool.ServerError once every reply has been read.
+func (p *Pool) Pipeline(ctx context.Context, cmds []pool.Cmd) ([]any, error) {
+	v, err := p.watch(ctx, func() (any, error) {
+		pipe := p.c.Pipeline()
+		sent := make([]*redis.Cmd, len(cmds))
+		for i, c := range cmds {
+			sent[i] = pipe.Do(ctx, append([]any{c.Name}, c.Args...)...)
+		}
+		_, _ = pipe.Exec(ctx) // each command holds its own reply or error
+		replies := make([]any, len(cmds))
+		var refused error
+		for i, c := range sent {
+			v, err := c.Result()
+			v, err = p.result(ctx, v, err)
+			var se *pool.ServerError
+			switch {
+			case errors.As(err, &se):
+				refused = cmp.Or(refused, err)
+			case err != nil:
+				return nil, err
+			}
+			replies[i] = v
+		}
+		if refused != nil {
+			return nil, refused
+		}
+		return replies, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.([]any), nil
 }
 
 func (p *Pool) result(ctx context.Context, v any, err error) (any, error) {
