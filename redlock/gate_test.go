@@ -585,3 +585,40 @@ func obtainedWithin(t *testing.T, fc *clock.Fake, got <-chan result, limit time.
 	}
 	t.Fatalf("the waiter did not obtain the released lock within %v of its clock", limit)
 }
+
+// A waiter that the gate granted while another owner holds the other nodes
+// (it won them without the gate) is left out of the gate's turn queue, and
+// no release the gate names someone else for would be announced to it: it
+// tries again at once, to take its place there. It does not go round: while
+// that owner holds the lock the gate grants every try, and the notice of
+// its own clean-up there must not wake it again; it waits for the owner's
+// release.
+func TestGrantedByTheGateAloneTriesAgainOnce(t *testing.T) {
+	c := newCluster(t, 5)
+	rival := obtainEverywhere(t, c, c.locker(), "g", time.Minute)
+	gate := gateIndex(len(c.nodes), "g")
+	c.nodes[gate].Set(lockKey("g"), "gone", time.Millisecond) // the gate lost the rival's key
+	c.clock.Advance(2 * time.Millisecond)
+	probes := make([]*probe, len(c.nodes))
+	pools := make([]pool.Pool, len(c.nodes))
+	for i, n := range c.nodes {
+		probes[i] = newProbe(n)
+		pools[i] = probes[i]
+	}
+	waiter := newLocker(t, c.clock, pools)
+	got := start(func() (*redlock.Lock, error) { return waiter.Obtain(context.Background(), "g", time.Minute) })
+	attempts := func() int { return probes[gate].count(scripts.Acquire.Name) }
+	// The first attempt, the one once the subscriptions are up, and the
+	// try again at once; the clock stands still, so no timer ends a wait.
+	eventually(t, "a third attempt", func() bool { return attempts() >= 3 })
+	time.Sleep(100 * time.Millisecond)
+	settled := attempts()
+	time.Sleep(100 * time.Millisecond)
+	if n := attempts(); n != settled {
+		t.Fatalf("%d attempts, then %d, while the clock stood still: want the waiter waiting", settled, n)
+	}
+	if err := rival.Release(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	obtainedWithin(t, c.clock, got, redlock.SafetyPoll+5*time.Millisecond)
+}

@@ -64,6 +64,15 @@ type nameWait struct {
 	queued bool   // this Locker is in the gate's turn queue
 	joins  uint64 // attempts that asked to join it
 	turn   bool   // the gate named this Locker: its next attempt asks every node
+	// rewoken is set when a waiter was woken to join the queue again after
+	// the gate granted an attempt that failed (gateAnswered); it clears
+	// when the gate queues this Locker or names it.
+	rewoken bool
+	// ownGate counts this Locker's own releases of the key on the gate,
+	// cleaning up failed attempts, whose notices are not worth a try: a
+	// waiter woken by them would try again at once, be granted the gate
+	// again, and go round while another owner holds the other nodes.
+	ownGate int
 
 	idleSince time.Time // when the last waiter left
 }
@@ -280,7 +289,15 @@ func (n *notifier) joining(w *waiter) uint64 {
 // gateAnswered records the gate's answer to attempt seq, if no later
 // attempt asked since: refused, this Locker is in the queue; otherwise it is
 // not, and w wakes if the releases announced meanwhile would have woken it.
-func (n *notifier) gateAnswered(w *waiter, seq uint64, refused bool) {
+//
+// It also wakes, once until the Locker is queued or named again, when the
+// gate granted the attempt: one that failed elsewhere (another owner holds
+// the other nodes) left this Locker out of the queue, and while others wait
+// there, no release is announced to it; it tries again at once, and joins.
+// Only once: while that owner holds the lock, each try would be granted by
+// the gate again, and the waiter then waits for that owner's release. (An
+// attempt that succeeded has left the line by then, or leaves it at once.)
+func (n *notifier) gateAnswered(w *waiter, seq uint64, refused, granted bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	nw := w.nw
@@ -289,7 +306,12 @@ func (n *notifier) gateAnswered(w *waiter, seq uint64, refused bool) {
 	}
 	was := nw.queued
 	nw.queued = refused
-	if was && !refused && w.announced() >= n.lk.quorum {
+	if refused {
+		nw.rewoken = false
+	}
+	rejoin := granted && !nw.rewoken
+	if was && !refused && (rejoin || w.announced() >= n.lk.quorum) {
+		nw.rewoken = nw.rewoken || rejoin
 		n.wakeFirstLocked(nw)
 	}
 }
@@ -301,6 +323,7 @@ func (n *notifier) rearm(w *waiter) (turn bool) {
 	n.mu.Lock()
 	copy(w.snap, w.nw.counts)
 	turn, w.nw.turn = w.nw.turn, false
+	w.nw.ownGate = 0
 	n.mu.Unlock()
 	select {
 	case <-w.wake:
@@ -355,7 +378,7 @@ func (n *notifier) noticeLocked(i int, channel, next string) (key string, unclai
 			return "", false
 		}
 		nw.counts[i]++
-		nw.queued = false
+		nw.queued, nw.rewoken = false, false
 		if len(nw.waiters) == 0 {
 			return nw.key, true
 		}
@@ -374,17 +397,32 @@ func (n *notifier) noticeLocked(i int, channel, next string) (key string, unclai
 		// Our turn will be announced by name.
 		return "", false
 	}
+	gateFreed := i == nw.gate
+	if gateFreed && nw.ownGate > 0 {
+		nw.ownGate--
+		gateFreed = false
+	}
 	for _, w := range nw.waiters {
 		// A contended attempt needs the gate free first: its release
 		// alone is worth a try (the others were freed by the same owner,
 		// or will be), and a gate that answers late must not leave the
 		// waiters asleep until their timer.
-		if w.announced() >= n.lk.quorum || (i == nw.gate && nw.counts[i] > w.snap[i]) {
+		if w.announced() >= n.lk.quorum || (gateFreed && nw.counts[i] > w.snap[i]) {
 			n.wakeFirstLocked(nw)
 			break
 		}
 	}
 	return "", false
+}
+
+// cleaningGate is called before this Locker releases key on its gate to
+// clean up a failed attempt (see nameWait.ownGate).
+func (n *notifier) cleaningGate(key string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if nw := n.names[key]; nw != nil {
+		nw.ownGate++
+	}
 }
 
 // announced counts the nodes that announced a release since w rearmed.
@@ -422,6 +460,17 @@ func (n *notifier) confirm(i int, channel string, on bool) {
 	if nw == nil {
 		return
 	}
+	deaf := !nw.confirmed[nw.gate] || !nw.turnHeard
+	defer func() {
+		if deaf && nw.confirmed[nw.gate] && nw.turnHeard && !nw.queued && len(nw.waiters) > 0 {
+			// The gate just became audible. A waiter whose attempts were
+			// made while it was not could not take a place in the gate's
+			// queue, and would hear of no release the gate names another
+			// for (the other nodes leave those notices to the gate): it
+			// tries again now, and joins the queue.
+			n.wakeFirstLocked(nw)
+		}
+	}()
 	if turn {
 		nw.turnHeard = on && i == nw.gate
 		return

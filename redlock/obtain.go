@@ -107,10 +107,10 @@ func (lk *Locker) obtain(ctx context.Context, name string, ttl time.Duration, re
 			heard = lk.notify.live(w)
 			enqueue = retry && lk.notify.hearsGate(w)
 		}
-		var onGate func(refused bool) // the gate's answer, whenever it comes
+		var onGate func(refused, granted bool) // the gate's answer, whenever it comes
 		if enqueue {
 			seq := lk.notify.joining(w)
-			onGate = func(refused bool) { lk.notify.gateAnswered(w, seq, refused) }
+			onGate = func(refused, granted bool) { lk.notify.gateAnswered(w, seq, refused, granted) }
 		}
 		began := lk.cfg.clock.Now()
 		// A contended attempt goes through the gate (gate.go), unless it
@@ -259,8 +259,8 @@ func contextError(op, name string, ctxErr, last error) error {
 // asks the lock's gate first (see gate.go). With onGate set, the call to the
 // gate asks to join the lock's turn queue if refused, and onGate learns from
 // the gate's answer, even one that comes after the round was decided,
-// whether it did.
-func (lk *Locker) attempt(ctx context.Context, name, key string, ttl time.Duration, gated bool, onGate func(refused bool)) (*Lock, error) {
+// whether it did, and whether the gate granted the lock.
+func (lk *Locker) attempt(ctx context.Context, name, key string, ttl time.Duration, gated bool, onGate func(refused, granted bool)) (*Lock, error) {
 	g := lk.gate(key)
 	a := &acquisition{
 		lk:       lk,
@@ -323,7 +323,7 @@ func (lk *Locker) attempt(ctx context.Context, name, key string, ttl time.Durati
 			granted := r.err == nil && j.reply.Granted
 			a.gateHeld.Store(granted)
 			if onGate != nil {
-				onGate(!granted && r.err == nil && j.reply.Holder != "")
+				onGate(!granted && r.err == nil && j.reply.Holder != "", granted)
 			}
 		}
 		return a.settle(r)
@@ -410,6 +410,9 @@ func (lk *Locker) attempt(ctx context.Context, name, key string, ttl time.Durati
 	}
 	if len(dirty) > 0 {
 		lk.hot.released(key, a.token[:scripts.HolderIDLen])
+		if votes[g].Yes {
+			lk.notify.cleaningGate(key)
+		}
 		if _, _, ferr := lk.fanout(context.WithoutCancel(ctx), dirty, a.timeout, a.cleanup, nil, false); ferr != nil {
 			// Close has begun and starts no more background calls: clean
 			// up here, bounded by the node timeout.
