@@ -68,10 +68,15 @@ type nameWait struct {
 	// the gate granted an attempt that failed (gateAnswered); it clears
 	// when the gate queues this Locker or names it.
 	rewoken bool
+	rejoin  bool // a waiter is to be woken so, once the gate is cleaned up
 	// ownGate counts this Locker's own releases of the key on the gate,
 	// cleaning up failed attempts, whose notices are not worth a try: a
 	// waiter woken by them would try again at once, be granted the gate
-	// again, and go round while another owner holds the other nodes.
+	// again, and go round while another owner holds the other nodes. It
+	// clears when the gate queues or names this Locker. A clean-up that
+	// named a queued waiter instead of announcing leaves it one too high,
+	// which costs at most one gate notice unheard while out of the queue
+	// (the waiter's timer covers it).
 	ownGate int
 
 	idleSince time.Time // when the last waiter left
@@ -290,13 +295,14 @@ func (n *notifier) joining(w *waiter) uint64 {
 // attempt asked since: refused, this Locker is in the queue; otherwise it is
 // not, and w wakes if the releases announced meanwhile would have woken it.
 //
-// It also wakes, once until the Locker is queued or named again, when the
-// gate granted the attempt: one that failed elsewhere (another owner holds
-// the other nodes) left this Locker out of the queue, and while others wait
-// there, no release is announced to it; it tries again at once, and joins.
-// Only once: while that owner holds the lock, each try would be granted by
-// the gate again, and the waiter then waits for that owner's release. (An
-// attempt that succeeded has left the line by then, or leaves it at once.)
+// It also has w try again, once until the Locker is queued or named again,
+// when the gate granted the attempt: one that failed elsewhere (another
+// owner holds the other nodes) left this Locker out of the queue, and while
+// others wait there, no release is announced to it; it tries again as soon
+// as its key is off the gate (gateCleaned), and joins. Only once: while
+// that owner holds the lock, each try would be granted by the gate again,
+// and the waiter then waits for that owner's release. (An attempt that
+// succeeded has left the line by then, or leaves it at once.)
 func (n *notifier) gateAnswered(w *waiter, seq uint64, refused, granted bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -307,11 +313,29 @@ func (n *notifier) gateAnswered(w *waiter, seq uint64, refused, granted bool) {
 	was := nw.queued
 	nw.queued = refused
 	if refused {
-		nw.rewoken = false
+		// Queued: a turn will name this Locker, and the gate's other
+		// notices wake no waiter of it (see noticeLocked).
+		nw.rewoken, nw.rejoin, nw.ownGate = false, false, 0
 	}
-	rejoin := granted && !nw.rewoken
-	if was && !refused && (rejoin || w.announced() >= n.lk.quorum) {
-		nw.rewoken = nw.rewoken || rejoin
+	if was && !refused && granted && !nw.rewoken {
+		// Once the attempt's key is off the gate (gateCleaned): tried
+		// sooner, the waiter would be refused there by its own key, and
+		// named by its own clean-up.
+		nw.rejoin = true
+	}
+	if was && !refused && w.announced() >= n.lk.quorum {
+		n.wakeFirstLocked(nw)
+	}
+}
+
+// gateCleaned is called once this Locker's release of key on its gate,
+// cleaning up a failed attempt, was answered: a waiter due to try again to
+// join the queue (gateAnswered) does so now.
+func (n *notifier) gateCleaned(key string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if nw := n.names[key]; nw != nil && nw.rejoin {
+		nw.rejoin, nw.rewoken = false, true
 		n.wakeFirstLocked(nw)
 	}
 }
@@ -323,7 +347,6 @@ func (n *notifier) rearm(w *waiter) (turn bool) {
 	n.mu.Lock()
 	copy(w.snap, w.nw.counts)
 	turn, w.nw.turn = w.nw.turn, false
-	w.nw.ownGate = 0
 	n.mu.Unlock()
 	select {
 	case <-w.wake:
@@ -378,7 +401,7 @@ func (n *notifier) noticeLocked(i int, channel, next string) (key string, unclai
 			return "", false
 		}
 		nw.counts[i]++
-		nw.queued, nw.rewoken = false, false
+		nw.queued, nw.rewoken, nw.rejoin, nw.ownGate = false, false, false, 0
 		if len(nw.waiters) == 0 {
 			return nw.key, true
 		}

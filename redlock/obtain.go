@@ -326,7 +326,12 @@ func (lk *Locker) attempt(ctx context.Context, name, key string, ttl time.Durati
 				onGate(!granted && r.err == nil && j.reply.Holder != "", granted)
 			}
 		}
-		return a.settle(r)
+		then := a.settle(r)
+		if then != nil && r.node == g {
+			// A straggler's clean-up on the gate.
+			return func() { then(); lk.notify.gateCleaned(key) }
+		}
+		return then
 	}
 	classify := func(r reply) NodeVote { return lk.classifyAcquire(name, r) }
 	var (
@@ -413,7 +418,13 @@ func (lk *Locker) attempt(ctx context.Context, name, key string, ttl time.Durati
 		if votes[g].Yes {
 			lk.notify.cleaningGate(key)
 		}
-		if _, _, ferr := lk.fanout(context.WithoutCancel(ctx), dirty, a.timeout, a.cleanup, nil, false); ferr != nil {
+		cleaned := func(r *reply) func() {
+			if r.node == g {
+				lk.notify.gateCleaned(key)
+			}
+			return nil
+		}
+		if _, _, ferr := lk.fanout(context.WithoutCancel(ctx), dirty, a.timeout, a.cleanup, cleaned, false); ferr != nil {
 			// Close has begun and starts no more background calls: clean
 			// up here, bounded by the node timeout.
 			var wg sync.WaitGroup
