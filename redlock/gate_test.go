@@ -614,14 +614,18 @@ func TestGrantedByTheGateAloneTriesAgainOnce(t *testing.T) {
 	time.Sleep(100 * time.Millisecond)
 	settled := attempts()
 	time.Sleep(100 * time.Millisecond)
-	// At most: the first, the one once the subscriptions are up, one when
-	// the gate becomes audible, the try to join, and one more for a
-	// subscription that came up during an attempt.
-	if n := attempts(); n != settled || n > 5 {
+	// A few: the first, the one once the subscriptions are up, one when
+	// the gate becomes audible, the try to join, and on a loaded machine a
+	// retry or two for subscriptions that came up during an attempt; not
+	// the hundreds or thousands of a waiter going round.
+	if n := attempts(); n != settled || n > 10 {
 		t.Fatalf("%d attempts, then %d, while the clock stood still: want the waiter waiting", settled, n)
 	}
 	if err := rival.Release(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	obtainedWithin(t, c.clock, got, redlock.SafetyPoll+5*time.Millisecond)
+	// Nobody announces that release (the rival held the gate when it
+	// obtained the lock, so the other nodes leave the notice to it): the
+	// waiter's timer ends its wait.
+	obtainedWithin(t, c.clock, got, 2*redlock.SafetyPoll)
 }
