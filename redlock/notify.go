@@ -68,7 +68,9 @@ type nameWait struct {
 	// the gate granted an attempt that failed (gateAnswered); it clears
 	// when the gate queues this Locker or names it.
 	rewoken bool
-	rejoin  bool // a waiter is to be woken so, once the gate is cleaned up
+	// rejoin is set while a waiter is due to be woken that way, once the
+	// failed attempt's key is off the gate (gateCleaned).
+	rejoin bool
 	// ownGate counts this Locker's own releases of the key on the gate,
 	// cleaning up failed attempts, whose notices are not worth a try: a
 	// waiter woken by them would try again at once, be granted the gate
