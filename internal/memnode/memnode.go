@@ -156,37 +156,46 @@ func (n *Node) Flush() {
 
 // Eval runs the semantics of the script named s.Name.
 func (n *Node) Eval(ctx context.Context, s *pool.Script, keys []string, args ...any) (any, error) {
-	n.mu.Lock()
-	n.calls++
-	fail, delay, hang := n.fail, n.delay, n.hang
-	n.mu.Unlock()
-	defer func() {
-		n.mu.Lock()
-		n.finished++
-		n.mu.Unlock()
-	}()
-	if hang != nil {
-		select {
-		case <-hang:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-	}
-	if delay > 0 {
-		if err := clock.Sleep(ctx, n.clock, delay); err != nil {
-			return nil, err
-		}
-	}
-	if err := ctx.Err(); err != nil {
+	defer n.leave()
+	if err := n.enter(ctx); err != nil {
 		return nil, err
-	}
-	if fail != nil {
-		return nil, fail
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.applied++
 	return n.run(s.Name, keys, args)
+}
+
+// enter counts a call received and makes it hang, wait or fail as the node
+// is set to; leave, deferred before it, counts the call finished, whatever
+// its outcome.
+func (n *Node) enter(ctx context.Context) error {
+	n.mu.Lock()
+	n.calls++
+	fail, delay, hang := n.fail, n.delay, n.hang
+	n.mu.Unlock()
+	if hang != nil {
+		select {
+		case <-hang:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	if delay > 0 {
+		if err := clock.Sleep(ctx, n.clock, delay); err != nil {
+			return err
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return fail
+}
+
+func (n *Node) leave() {
+	n.mu.Lock()
+	n.finished++
+	n.mu.Unlock()
 }
 
 func (n *Node) run(name string, keys []string, args []any) (any, error) {

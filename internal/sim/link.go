@@ -57,7 +57,13 @@ func (l *link) Addr() string { return l.node.addr }
 // server would: the coordinator must cope with a node that acts after it
 // stopped waiting.
 func (l *link) Eval(ctx context.Context, s *pool.Script, keys []string, args ...any) (any, error) {
-	w, net, g := l.w, l.w.sc.Network, l.stream(s.Name)
+	return l.send(ctx, s.Name, func() (any, error) { return l.node.apply(s, keys, args) })
+}
+
+// send carries one request on the link, drawing its fate from stream, and
+// applies it at the node when it lands.
+func (l *link) send(ctx context.Context, stream string, apply func() (any, error)) (any, error) {
+	w, net, g := l.w, l.w.sc.Network, l.stream(stream)
 	out, back := delay(g, net), delay(g, net)
 	lossReq, lossRep := false, false
 	if g.chance(net.LossP) {
@@ -72,7 +78,7 @@ func (l *link) Eval(ctx context.Context, s *pool.Script, keys []string, args ...
 	if err := w.sleep(ctx, out); err != nil {
 		if !lossReq && ctx.Err() != nil {
 			w.stats.late.Add(1)
-			w.clock.AfterFunc(sent.Add(out).Sub(w.clock.Now()), func() { _, _ = l.node.apply(s, keys, args) })
+			w.clock.AfterFunc(sent.Add(out).Sub(w.clock.Now()), func() { _, _ = apply() })
 		}
 		return nil, err
 	}
@@ -80,7 +86,7 @@ func (l *link) Eval(ctx context.Context, s *pool.Script, keys []string, args ...
 		w.stats.lost.Add(1)
 		return nil, w.waitEnd(ctx)
 	}
-	val, err := l.node.apply(s, keys, args)
+	val, err := apply()
 	if lossRep {
 		w.stats.lost.Add(1)
 		return nil, w.waitEnd(ctx)
@@ -89,6 +95,19 @@ func (l *link) Eval(ctx context.Context, s *pool.Script, keys []string, args ...
 		return nil, e
 	}
 	return val, err
+}
+
+var _ pool.Pipeliner = (*link)(nil)
+
+// Pipeline is Eval for plain commands sent together (the coordinator's
+// script-free acquire): the same delays and losses, drawn from a stream of
+// their own, and applied at once when they land.
+func (l *link) Pipeline(ctx context.Context, cmds []pool.Cmd) ([]any, error) {
+	v, err := l.send(ctx, "pipeline", func() (any, error) { return l.node.commands(cmds) })
+	if err != nil {
+		return nil, err
+	}
+	return v.([]any), nil
 }
 
 // delay draws one message's one-way delay.

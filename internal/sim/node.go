@@ -36,6 +36,18 @@ func (n *node) apply(s *pool.Script, keys []string, args []any) (any, error) {
 	return n.mem.Eval(context.Background(), s, keys, args...)
 }
 
+// commands runs plain commands that reached the node, at once, as apply
+// runs a script.
+func (n *node) commands(cmds []pool.Cmd) ([]any, error) {
+	n.mu.Lock()
+	up := n.up
+	n.mu.Unlock()
+	if !up {
+		return nil, errNodeDown
+	}
+	return n.mem.Commands(context.Background(), cmds)
+}
+
 // subscribe opens a Pub/Sub connection; it is refused while the node is
 // down.
 func (n *node) subscribe(ctx context.Context) (pool.Subscription, error) {
