@@ -78,7 +78,8 @@ func (l *Lock) TTL() time.Duration {
 // Release deletes the lock's key on every node where it still holds this
 // owner's token. It returns once a quorum has answered; the other nodes are
 // cleaned up in the background, and the deletions go on even if ctx ends
-// first.
+// first. A node that had not yet answered the acquisition is released when
+// it does, and that answer counts toward the quorum too.
 //
 // It returns nil when the lock was still valid and a quorum deleted its key.
 // Otherwise the critical section may not have been exclusive to its end, and
@@ -147,11 +148,18 @@ func (l *Lock) release(ctx context.Context) error {
 	lk := l.lk
 	lk.hot.released(l.acq.keys[0], l.acq.token[:scripts.HolderIDLen])
 	late := lk.cfg.clock.Since(l.validUntil)
-	ch, n, err := lk.fanout(context.WithoutCancel(ctx), l.acq.abandon(), l.acq.timeout, l.acq.release, nil, false)
+	// The nodes still to answer the acquisition release themselves when
+	// they do (releaseNow), and their answers count here too: a quorum may
+	// hold the key only with them.
+	answered, stragglers := l.acq.abandonForRelease()
+	ch, n, err := lk.fanout(context.WithoutCancel(ctx), answered, l.acq.timeout, l.acq.release, nil, false)
 	if err != nil {
 		return err
 	}
-	votes, tally, cerr := lk.collect(ctx, ch, n, classifyFlag)
+	rd := lk.newRound(ch, n+stragglers)
+	rd.ch2 = l.acq.late
+	cerr := rd.collect(ctx, classifyFlag)
+	votes, tally := rd.votes, rd.tally
 	if cerr == nil && !tally.Reached() {
 		// The nodes failed because the caller's deadline passed: say so.
 		cerr = ctxEnded(ctx)

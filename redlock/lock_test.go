@@ -533,3 +533,37 @@ func TestCloseDuringFailedAttempt(t *testing.T) {
 		t.Fatalf("after Close, the failed attempt's key %q is left on %s for %v", val, c.nodes[0].Addr(), ttl)
 	}
 }
+
+// A node that had not answered the acquisition when the lock is released
+// releases itself when it does, and Release counts that answer: here the
+// quorum still holding the key is one answered node and that straggler.
+func TestReleaseCountsTheNodesStillToAnswer(t *testing.T) {
+	c := newCluster(t, 3)
+	c.nodes[2].SetDelay(50 * time.Millisecond) // on the fake clock
+	lk := c.locker()
+	ctx := context.Background()
+	l, err := lk.Obtain(ctx, "s", time.Minute) // decided by nodes 0 and 1
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.nodes[1].Set(lockKey("s"), "someone-else", time.Minute)
+	done := make(chan error, 1)
+	go func() { done <- l.Release(ctx) }()
+	for waited := time.Duration(0); ; waited += 10 * time.Millisecond {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("Release with node 2 still to answer: %v", err)
+			}
+			if _, _, held := c.nodes[2].Get(lockKey("s")); held {
+				t.Error("node 2 still holds the key")
+			}
+			return
+		case <-time.After(time.Millisecond):
+		}
+		if waited > time.Second {
+			t.Fatal("Release did not return within a second of the Locker's clock")
+		}
+		c.clock.Advance(10 * time.Millisecond)
+	}
+}

@@ -270,6 +270,7 @@ func (lk *Locker) attempt(ctx context.Context, name, key string, ttl time.Durati
 		token:    newToken(),
 		timeout:  lk.timeoutFor(ttl),
 		answered: make([]bool, len(lk.nodes)),
+		replied:  make([]bool, len(lk.nodes)),
 	}
 	a.tokenArg = []any{a.token}
 	a.quietArg = []any{a.tokenArg[0], "0"}
@@ -589,17 +590,23 @@ type acquisition struct {
 
 	mu        sync.Mutex
 	answered  []bool
+	replied   []bool // a reply was delivered, a skipped call's included
 	abandoned bool
+	// late receives the releases of the nodes that had not answered when
+	// the lock was released (releaseNow): Release counts them too.
+	late chan reply
 }
 
 // settle runs in a node's goroutine just before its acquire reply is
 // delivered: from then on whoever abandons the attempt cleans the node up;
 // if it was abandoned already, the node cleans itself up.
 func (a *acquisition) settle(r *reply) func() {
+	a.mu.Lock()
+	a.replied[r.node] = true
 	if notAsked(r.err) {
+		a.mu.Unlock()
 		return nil // nothing was set there
 	}
-	a.mu.Lock()
 	a.answered[r.node] = true
 	abandoned := a.abandoned
 	a.mu.Unlock()
@@ -616,6 +623,24 @@ func (a *acquisition) abandon() []int {
 	defer a.mu.Unlock()
 	a.abandoned = true
 	return a.answeredLocked()
+}
+
+// abandonForRelease is abandon for the release of the lock: it also returns
+// how many nodes were still to answer, whose own releases (releaseNow) then
+// arrive on a.late, so that Release counts every node the lock may hold.
+func (a *acquisition) abandonForRelease() (answered []int, late int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.abandoned = true
+	for _, ok := range a.replied {
+		if !ok {
+			late++
+		}
+	}
+	if late > 0 {
+		a.late = make(chan reply, late)
+	}
+	return a.answeredLocked(), late
 }
 
 // answeredLocked lists the nodes that answered, the gate last: a release
@@ -670,13 +695,31 @@ func (a *acquisition) cleanup(ctx context.Context, i int, p pool.Pool) (any, err
 // expires with its TTL.
 func (a *acquisition) releaseNow(i int) {
 	if a.lk.skip(i) {
+		a.lateRelease(reply{node: i, err: errNodeSilent{}})
 		return
 	}
+	start := a.lk.cfg.clock.Now()
 	ctx, stop := a.lk.bounded(context.Background(), a.timeout)
-	_, err := a.cleanup(ctx, i, a.lk.nodes[i])
+	val, err := a.cleanup(ctx, i, a.lk.nodes[i])
 	if err != nil && ctxEnded(ctx) != nil {
 		err = errNodeTimeout{timeout: a.timeout}
 	}
 	a.lk.heard(i, err)
 	stop()
+	at := a.lk.cfg.clock.Now()
+	a.lateRelease(reply{node: i, val: val, err: err, at: at, latency: at.Sub(start)})
+}
+
+// lateRelease hands a straggler's own release to the Release that counts it,
+// if one does.
+func (a *acquisition) lateRelease(r reply) {
+	a.mu.Lock()
+	late := a.late
+	a.mu.Unlock()
+	if late != nil {
+		select {
+		case late <- r:
+		default: // room was made for every node still to answer
+		}
+	}
 }
