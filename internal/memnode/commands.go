@@ -16,22 +16,21 @@ import (
 // Pipeline, so that a type embedding a Node does not become a
 // pool.Pipeliner by accident; a simulation wraps it to be one.
 func (n *Node) Commands(ctx context.Context, cmds []pool.Cmd) ([]any, error) {
-	defer n.leave()
-	if err := n.enter(ctx); err != nil {
+	v, err := n.call(ctx, func() (any, error) {
+		out := make([]any, len(cmds))
+		for i, c := range cmds {
+			v, err := n.command(c)
+			if err != nil {
+				return nil, err
+			}
+			out[i] = v
+		}
+		return out, nil
+	})
+	if err != nil {
 		return nil, err
 	}
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	n.applied++
-	out := make([]any, len(cmds))
-	for i, c := range cmds {
-		v, err := n.command(c)
-		if err != nil {
-			return nil, err
-		}
-		out[i] = v
-	}
-	return out, nil
+	return v.([]any), nil
 }
 
 // command runs one command of Commands; n.mu is held.

@@ -156,6 +156,13 @@ func (n *Node) Flush() {
 
 // Eval runs the semantics of the script named s.Name.
 func (n *Node) Eval(ctx context.Context, s *pool.Script, keys []string, args ...any) (any, error) {
+	return n.call(ctx, func() (any, error) { return n.run(s.Name, keys, args) })
+}
+
+// call counts a call received, makes it hang, wait or fail as the node is
+// set to, then applies it with n.mu held; it counts the call finished
+// whatever its outcome.
+func (n *Node) call(ctx context.Context, apply func() (any, error)) (any, error) {
 	defer n.leave()
 	if err := n.enter(ctx); err != nil {
 		return nil, err
@@ -163,12 +170,10 @@ func (n *Node) Eval(ctx context.Context, s *pool.Script, keys []string, args ...
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.applied++
-	return n.run(s.Name, keys, args)
+	return apply()
 }
 
-// enter counts a call received and makes it hang, wait or fail as the node
-// is set to; leave, deferred before it, counts the call finished, whatever
-// its outcome.
+// enter is call's first part: the count, the hang, the delay, the failure.
 func (n *Node) enter(ctx context.Context) error {
 	n.mu.Lock()
 	n.calls++
