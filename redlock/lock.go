@@ -151,12 +151,16 @@ func (l *Lock) release(ctx context.Context) error {
 	// The nodes still to answer the acquisition release themselves when
 	// they do (releaseNow), and their answers count here too: a quorum may
 	// hold the key only with them.
-	answered, stragglers := l.acq.abandonForRelease()
+	answered, refused, stragglers := l.acq.abandonForRelease()
 	ch, n, err := lk.fanout(context.WithoutCancel(ctx), answered, l.acq.timeout, l.acq.release, nil, false)
 	if err != nil {
 		return err
 	}
-	rd := lk.newRound(ch, n+stragglers)
+	rd := lk.newRound(ch, n+len(refused)+stragglers)
+	for _, i := range refused {
+		rd.add(notReleased(i), classifyFlag)
+		rd.got++
+	}
 	rd.ch2 = l.acq.late
 	cerr := rd.collect(ctx, classifyFlag)
 	votes, tally := rd.votes, rd.tally

@@ -3,6 +3,7 @@ package redlock_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -549,21 +550,71 @@ func TestReleaseCountsTheNodesStillToAnswer(t *testing.T) {
 	c.nodes[1].Set(lockKey("s"), "someone-else", time.Minute)
 	done := make(chan error, 1)
 	go func() { done <- l.Release(ctx) }()
-	for waited := time.Duration(0); ; waited += 10 * time.Millisecond {
+	if err := releasedWithin(t, c, done); err != nil {
+		t.Fatalf("Release with node 2 still to answer: %v", err)
+	}
+	if _, _, held := c.nodes[2].Get(lockKey("s")); held {
+		t.Error("node 2 still holds the key")
+	}
+}
+
+// releasedWithin returns what done receives, moving c's clock forward while
+// it waits, and fails t if nothing comes within a second of that clock.
+func releasedWithin(t *testing.T, c *cluster, done <-chan error) error {
+	t.Helper()
+	for waited := time.Duration(0); waited <= time.Second; waited += 10 * time.Millisecond {
 		select {
 		case err := <-done:
-			if err != nil {
-				t.Fatalf("Release with node 2 still to answer: %v", err)
-			}
-			if _, _, held := c.nodes[2].Get(lockKey("s")); held {
-				t.Error("node 2 still holds the key")
-			}
-			return
+			return err
 		case <-time.After(time.Millisecond):
 		}
-		if waited > time.Second {
-			t.Fatal("Release did not return within a second of the Locker's clock")
-		}
 		c.clock.Advance(10 * time.Millisecond)
+	}
+	t.Fatal("Release did not return within a second of the Locker's clock")
+	return nil
+}
+
+// A node that refused the acquisition holds no key of the lock: Release
+// counts its vote as not released without asking it, whether it refused
+// before the lock was obtained or after it was released (a straggler), and
+// a quorum of the others releases the lock.
+func TestReleaseAsksNoNodeThatRefused(t *testing.T) {
+	for _, straggler := range []bool{false, true} {
+		t.Run(fmt.Sprintf("straggler=%v", straggler), func(t *testing.T) {
+			c := newCluster(t, 3)
+			c.nodes[2].Set(lockKey("r"), "someone-else", time.Hour)
+			if straggler {
+				c.nodes[2].SetDelay(50 * time.Millisecond) // on the fake clock
+			}
+			lk := c.locker()
+			ctx := context.Background()
+			l, err := lk.Obtain(ctx, "r", time.Minute) // decided by nodes 0 and 1
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !straggler {
+				eventually(t, "node 2 refused", func() bool { return c.nodes[2].Finished() == 1 })
+			}
+			done := make(chan error, 1)
+			go func() { done <- l.Release(ctx) }()
+			if err := releasedWithin(t, c, done); err != nil {
+				t.Fatalf("Release: %v", err)
+			}
+			// The straggler refuses within the node timeout.
+			for waited := time.Duration(0); c.nodes[2].Finished() == 0; waited += 10 * time.Millisecond {
+				if waited > time.Second {
+					t.Fatal("node 2 never answered")
+				}
+				c.clock.Advance(10 * time.Millisecond)
+				time.Sleep(time.Millisecond)
+			}
+			if v, _, _ := c.nodes[2].Get(lockKey("r")); v != "someone-else" {
+				t.Errorf("node 2 holds %q", v)
+			}
+			closeWithin(t, lk, c.clock) // every call made is then answered
+			if got, _ := c.nodes[2].Calls(); got != 1 {
+				t.Errorf("node 2 received %d calls, want its acquire call alone", got)
+			}
+		})
 	}
 }

@@ -270,6 +270,7 @@ func (lk *Locker) attempt(ctx context.Context, name, key string, ttl time.Durati
 		token:    newToken(),
 		timeout:  lk.timeoutFor(ttl),
 		answered: make([]bool, len(lk.nodes)),
+		refused:  make([]bool, len(lk.nodes)),
 		replied:  make([]bool, len(lk.nodes)),
 	}
 	a.tokenArg = []any{a.token}
@@ -407,14 +408,7 @@ func (lk *Locker) attempt(ctx context.Context, name, key string, ttl time.Durati
 	// Clean up every node that may hold our key: all but those that refused.
 	// The replies are not awaited: the caller learns of the failure now and
 	// each straggler is cleaned up as soon as it answers.
-	answered := a.abandon()
-	dirty := answered[:0]
-	for _, i := range answered {
-		if v := votes[i]; !v.Answered || v.Yes || v.Err != nil || v.Discarded != "" {
-			dirty = append(dirty, i)
-		}
-	}
-	if len(dirty) > 0 {
+	if dirty := a.abandon(); len(dirty) > 0 {
 		lk.hot.released(key, a.token[:scripts.HolderIDLen])
 		if votes[g].Yes {
 			lk.notify.cleaningGate(key)
@@ -567,9 +561,11 @@ func (lk *Locker) settleFence(ctx context.Context, name string, keys []string, a
 
 // acquisition is the per-node state of one attempt's keys: which nodes have
 // answered the acquire call, and whether the attempt was abandoned (failed,
-// or its lock released), in which case every node must be cleaned up as soon
-// as it has answered. A node is cleaned up exactly once: by whoever abandons
-// the attempt if it had answered by then, else by its own goroutine.
+// or its lock released), in which case every node that may hold the key must
+// be cleaned up as soon as it has answered. A node is cleaned up exactly
+// once: by whoever abandons the attempt if it had answered by then, else by
+// its own goroutine. A node that refused holds no key of the attempt, and
+// is never called again: what its release would answer is known.
 type acquisition struct {
 	lk      *Locker
 	keys    []string
@@ -589,7 +585,8 @@ type acquisition struct {
 	gateHeld atomic.Bool
 
 	mu        sync.Mutex
-	answered  []bool
+	answered  []bool // answered, and may hold the key
+	refused   []bool // answered that another holds the key
 	replied   []bool // a reply was delivered, a skipped call's included
 	abandoned bool
 	// late receives the releases of the nodes that had not answered when
@@ -607,14 +604,33 @@ func (a *acquisition) settle(r *reply) func() {
 		a.mu.Unlock()
 		return nil // nothing was set there
 	}
-	a.answered[r.node] = true
+	refused := refusal(*r)
+	a.answered[r.node] = !refused
+	a.refused[r.node] = refused
 	abandoned := a.abandoned
 	a.mu.Unlock()
-	if abandoned {
-		return func() { a.releaseNow(r.node) }
+	switch {
+	case !abandoned:
+		return nil
+	case refused:
+		// Nothing to release: the release would have found another
+		// token.
+		return func() { a.lateRelease(notReleased(r.node)) }
 	}
-	return nil
+	return func() { a.releaseNow(r.node) }
 }
+
+// refusal reports whether r, a judged acquire reply, says that the node
+// holds another owner's key: the attempt set nothing there. A grant, even
+// one whose vote is discarded, and an error may have set the key.
+func refusal(r reply) bool {
+	j, ok := r.val.(judgedAcquire)
+	return r.err == nil && ok && !j.reply.Granted
+}
+
+// notReleased is the release vote of node i, known without asking it: the
+// node refused the acquisition.
+func notReleased(i int) reply { return reply{node: i, val: int64(0)} }
 
 // abandon marks the attempt abandoned and returns the nodes that had already
 // answered: the caller must release those; the others release themselves.
@@ -626,21 +642,25 @@ func (a *acquisition) abandon() []int {
 }
 
 // abandonForRelease is abandon for the release of the lock: it also returns
+// the nodes that refused, whose release votes are known (notReleased), and
 // how many nodes were still to answer, whose own releases (releaseNow) then
-// arrive on a.late, so that Release counts every node the lock may hold.
-func (a *acquisition) abandonForRelease() (answered []int, late int) {
+// arrive on a.late, so that Release counts every node.
+func (a *acquisition) abandonForRelease() (answered, refused []int, late int) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.abandoned = true
-	for _, ok := range a.replied {
+	for i, ok := range a.replied {
 		if !ok {
 			late++
+		}
+		if a.refused[i] {
+			refused = append(refused, i)
 		}
 	}
 	if late > 0 {
 		a.late = make(chan reply, late)
 	}
-	return a.answeredLocked(), late
+	return a.answeredLocked(), refused, late
 }
 
 // answeredLocked lists the nodes that answered, the gate last: a release
