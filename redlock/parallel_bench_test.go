@@ -29,11 +29,13 @@ import (
 // counted), which should both be 0; when they are not, ops/s is not the
 // coordinator's cost but the cost of those retries.
 //
-// Both use the same pools, which keep twice 64 idle connections per node so
-// that neither dials in the timed loop: the lock's calls to the nodes a
-// round did not wait for end during the goroutine's next round, and hold a
-// connection meanwhile. dials/op reports the connections the nodes accepted
-// in the timed loop, per round. The goroutines are started here rather than by
+// Both use the same pools, which keep up to four times 64 idle connections
+// per node, so that no connection the timed loop needs is closed for want of
+// room: the lock's calls to the nodes a round did not wait for end during the
+// goroutine's next round, and hold a connection meanwhile (up to about 140
+// per node were open at once here). dials/op reports the connections the
+// nodes accepted in the timed loop, per round: what the untimed warm-up
+// rounds did not open. The goroutines are started here rather than by
 // b.RunParallel, whose count is a multiple of GOMAXPROCS: there are 64 on
 // any machine, many more than its cores, as in a real service. ns/op is the
 // wall time per round across all of them; ops/s is its inverse, and
