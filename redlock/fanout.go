@@ -25,8 +25,9 @@ type nodeOp func(ctx context.Context, i int, p pool.Pool) (any, error)
 // fanout starts op on the listed nodes (all nodes when list is nil), each in
 // its own goroutine tracked by the Locker, each bounded by ctx and by timeout
 // on the Locker's clock. A call to a node paused for a timeout is skipped
-// (silence.go), and so is one to a lagging node when spareLagging is set
-// (lag.go): its reply is an error at once. Replies arrive on the returned
+// (silence.go), and so is one that spare, if set, answers with an error
+// (a lagging node, lag.go; a release on its way, releasing.go): its reply
+// is that error, at once. Replies arrive on the returned
 // channel, which has room for all of them so that stragglers never block.
 // settle, if set, runs in the node's goroutine just before its reply is
 // delivered (so the reply's reader sees what it recorded, and it may rewrite
@@ -34,7 +35,7 @@ type nodeOp func(ctx context.Context, i int, p pool.Pool) (any, error)
 //
 // It fails with ErrClosed once Close has been called: no goroutine is started
 // after Close begins to wait for them.
-func (lk *Locker) fanout(ctx context.Context, list []int, timeout time.Duration, op nodeOp, settle func(*reply) func(), spareLagging bool) (<-chan reply, int, error) {
+func (lk *Locker) fanout(ctx context.Context, list []int, timeout time.Duration, op nodeOp, settle func(*reply) func(), spare func(i int) error) (<-chan reply, int, error) {
 	n := len(list)
 	if list == nil {
 		n = len(lk.nodes)
@@ -61,8 +62,8 @@ func (lk *Locker) fanout(ctx context.Context, list []int, timeout time.Duration,
 		var skipped error
 		if lk.skip(i) {
 			skipped = errNodeSilent{}
-		} else if spareLagging && lk.spare(i) {
-			skipped = errNodeLagging{}
+		} else if spare != nil {
+			skipped = spare(i)
 		}
 		call := func() error {
 			var val any
@@ -148,7 +149,7 @@ func (lk *Locker) bounded(ctx context.Context, timeout time.Duration) (context.C
 // notAsked reports whether err is that of a call that was skipped, not made.
 func notAsked(err error) bool {
 	switch err.(type) {
-	case errNodeSilent, errNodeLagging:
+	case errNodeSilent, errNodeLagging, errNodeReleasing:
 		return true
 	}
 	return false

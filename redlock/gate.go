@@ -84,7 +84,7 @@ func (lk *Locker) leaveQueue(key string, timeout time.Duration) {
 	queue, id := lk.queueKey(key), lk.id
 	_, _, _ = lk.fanout(context.Background(), []int{g}, timeout, func(ctx context.Context, _ int, p pool.Pool) (any, error) {
 		return p.Eval(ctx, scripts.Leave, []string{queue}, id)
-	}, nil, false)
+	}, nil, nil)
 }
 
 // declineTurn passes on a turn the gate gave this Locker while none of its
@@ -93,7 +93,7 @@ func (lk *Locker) leaveQueue(key string, timeout time.Duration) {
 // the next in line, or is freed and announced, at once rather than when the
 // promise runs out with no notice.
 func (lk *Locker) declineTurn(key string) {
-	_, _, _ = lk.fanout(context.Background(), []int{lk.gate(key)}, lk.queueTimeout(), lk.passTurn(key, false), nil, false)
+	_, _, _ = lk.fanout(context.Background(), []int{lk.gate(key)}, lk.queueTimeout(), lk.passTurn(key, false), nil, nil)
 }
 
 // leaveAll takes this Locker out of the turn queues of the locks it waited
@@ -105,7 +105,7 @@ func (lk *Locker) leaveAll() {
 	keys := lk.notify.waited()
 	chans := make([]<-chan reply, 0, len(keys))
 	for _, key := range keys {
-		ch, _, err := lk.fanout(context.Background(), []int{lk.gate(key)}, lk.queueTimeout(), lk.passTurn(key, true), nil, false)
+		ch, _, err := lk.fanout(context.Background(), []int{lk.gate(key)}, lk.queueTimeout(), lk.passTurn(key, true), nil, nil)
 		if err == nil {
 			chans = append(chans, ch)
 		}
@@ -224,7 +224,8 @@ func (c *hotKeys) hot(key string, now time.Time) bool {
 func (lk *Locker) noteContention(key string, votes []NodeVote) {
 	other := false
 	for _, v := range votes {
-		if _, spared := v.Err.(errNodeLagging); spared {
+		switch v.Err.(type) {
+		case errNodeLagging, errNodeReleasing:
 			// Spared only while a quorum and one more are asked.
 			continue
 		}

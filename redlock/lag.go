@@ -2,6 +2,7 @@ package redlock
 
 import (
 	"fmt"
+	"math/bits"
 	"sync/atomic"
 	"time"
 )
@@ -105,10 +106,10 @@ func (lk *Locker) lagBar() time.Duration {
 }
 
 // spare reports whether a new acquisition is to leave node i out because it
-// lags: only while the nodes whose votes count (neither lagging, nor paused
-// for a timeout, nor quarantined) number a quorum and one more, and not when
+// lags: only while the nodes whose votes count (askable), less the other
+// nodes the acquisition spares, number a quorum and one more, and not when
 // it is time to probe it.
-func (lk *Locker) spare(i int) bool {
+func (lk *Locker) spare(i, spared int) bool {
 	s := &lk.lags[i]
 	if len(lk.nodes) < 3 || len(lk.nodes) > lagMaxNodes {
 		return false
@@ -118,23 +119,39 @@ func (lk *Locker) spare(i int) bool {
 	if !backedUp && !s.lagging.Load() {
 		return false
 	}
-	at := lk.cfg.clock.Now()
-	now := int64(at.Sub(lk.guard.origin))
-	asked := 0
-	for j := range lk.nodes {
-		l := &lk.lags[j]
-		if !l.lagging.Load() && l.inflight.Load() <= bar && !lk.silenced(j, now) && !lk.guard.quarantined(j, at) {
-			asked++
-		}
-	}
-	if asked <= lk.quorum {
+	if bits.OnesCount64(lk.askableBelow(bar))-spared <= lk.quorum {
 		return false
 	}
+	now := lk.sinceStart()
 	if backedUp {
 		return true
 	}
 	next := s.probeAt.Load()
 	return now < next || !s.probeAt.CompareAndSwap(next, now+int64(lagProbe))
+}
+
+// askable returns, as a bit set, the nodes a new acquisition would ask:
+// neither lagging, nor backed up, nor paused for a timeout, nor quarantined.
+// It is empty for clusters whose nodes are not ranked (lagMaxNodes).
+func (lk *Locker) askable() uint64 {
+	if len(lk.nodes) < 3 || len(lk.nodes) > lagMaxNodes {
+		return 0
+	}
+	return lk.askableBelow(lk.backlogBar())
+}
+
+// askableBelow is askable with the backlog bar given.
+func (lk *Locker) askableBelow(bar int32) uint64 {
+	at := lk.cfg.clock.Now()
+	now := int64(at.Sub(lk.guard.origin))
+	var set uint64
+	for j := range lk.nodes {
+		l := &lk.lags[j]
+		if !l.lagging.Load() && l.inflight.Load() <= bar && !lk.silenced(j, now) && !lk.guard.quarantined(j, at) {
+			set |= 1 << j
+		}
+	}
+	return set
 }
 
 // backlogBar is the number of calls in flight above which a node is backed

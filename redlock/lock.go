@@ -152,7 +152,7 @@ func (l *Lock) release(ctx context.Context) error {
 	// they do (releaseNow), and their answers count here too: a quorum may
 	// hold the key only with them.
 	answered, refused, stragglers := l.acq.abandonForRelease()
-	ch, n, err := lk.fanout(context.WithoutCancel(ctx), answered, l.acq.timeout, l.acq.release, nil, false)
+	ch, n, err := lk.fanout(context.WithoutCancel(ctx), answered, l.acq.timeout, l.acq.release, nil, nil)
 	if err != nil {
 		return err
 	}
@@ -210,7 +210,7 @@ func (l *Lock) Extend(ctx context.Context, ttl time.Duration) error {
 	// extends a key holding our token, wherever it landed.
 	ch, n, err := lk.fanout(ctx, nil, lk.timeoutFor(ttl), func(ctx context.Context, _ int, p pool.Pool) (any, error) {
 		return p.Eval(ctx, scripts.Extend, l.acq.keys, l.acq.token, ttlms)
-	}, nil, false)
+	}, nil, nil)
 	if err != nil {
 		return err
 	}

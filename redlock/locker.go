@@ -50,6 +50,9 @@ type Locker struct {
 	// marks those answering far behind the others (lag.go).
 	silent []silence
 	lags   []lag
+	// releasing remembers the releases still on their way (releasing.go).
+	releasing    *releasing
+	spareLagging func(i int) error
 
 	// stop ends background work (the first-use node check) at Close.
 	stop    context.Context
@@ -99,6 +102,8 @@ func New(nodes []pool.Pool, opts ...Option) (*Locker, error) {
 	lk.idArgs = [2]any{lk.id, strconv.FormatInt(queueTTL.Milliseconds(), 10)}
 	lk.silent = make([]silence, len(nodes))
 	lk.lags = make([]lag, len(nodes))
+	lk.releasing = newReleasing()
+	lk.spareLagging = lk.newSpareLagging()
 	lk.notify = newNotifier(lk)
 	lk.guard = newGuard(lk)
 	lk.stop, lk.stopAll = context.WithCancel(context.Background())

@@ -262,6 +262,8 @@ func contextError(op, name string, ctxErr, last error) error {
 // whether it did, and whether the gate granted the lock.
 func (lk *Locker) attempt(ctx context.Context, name, key string, ttl time.Duration, gated bool, onGate func(refused, granted bool)) (*Lock, error) {
 	g := lk.gate(key)
+	n := len(lk.nodes)
+	flags := make([]bool, 4*n) // one allocation for the four sets
 	a := &acquisition{
 		lk:       lk,
 		keys:     []string{key},
@@ -269,9 +271,10 @@ func (lk *Locker) attempt(ctx context.Context, name, key string, ttl time.Durati
 		gate:     g,
 		token:    newToken(),
 		timeout:  lk.timeoutFor(ttl),
-		answered: make([]bool, len(lk.nodes)),
-		refused:  make([]bool, len(lk.nodes)),
-		replied:  make([]bool, len(lk.nodes)),
+		asked:    flags[:n:n],
+		answered: flags[n : 2*n : 2*n],
+		refused:  flags[2*n : 3*n : 3*n],
+		replied:  flags[3*n:],
 	}
 	a.tokenArg = []any{a.token}
 	a.quietArg = []any{a.tokenArg[0], "0"}
@@ -298,9 +301,13 @@ func (lk *Locker) attempt(ctx context.Context, name, key string, ttl time.Durati
 	// pipeline, ask with plain commands, which cost a node far less than a
 	// script, and run the script only when they do not settle the call
 	// (scripts.FreeAcquire).
-	var free []pool.Cmd
+	var (
+		free  []pool.Cmd
+		avoid uint64
+	)
 	if !lk.cfg.fencing && !gated && onGate == nil && !lk.hot.hot(key, start) {
 		free = scripts.FreeAcquire(key, lk.marker, args[0], args[1])
+		avoid = lk.avoidReleasing(key)
 	}
 	acquire := func(ctx context.Context, i int, p pool.Pool) (any, error) {
 		if pp, ok := p.(pool.Pipeliner); ok && free != nil {
@@ -348,8 +355,10 @@ func (lk *Locker) attempt(ctx context.Context, name, key string, ttl time.Durati
 		}
 	} else {
 		// A lagging node is spared (lag.go), but not the gate when this
-		// attempt takes a turn in its queue.
-		ch, n, err := lk.fanout(ctx, nil, a.timeout, acquire, settle, onGate == nil)
+		// attempt takes a turn in its queue; so is a node this Locker's
+		// last release of the lock has not reached (releasing.go).
+		a.asking(nil)
+		ch, n, err := lk.fanout(ctx, nil, a.timeout, acquire, settle, lk.sparing(avoid, onGate == nil))
 		if err != nil {
 			return nil, err
 		}
@@ -419,7 +428,7 @@ func (lk *Locker) attempt(ctx context.Context, name, key string, ttl time.Durati
 			}
 			return nil
 		}
-		if _, _, ferr := lk.fanout(context.WithoutCancel(ctx), dirty, a.timeout, a.cleanup, cleaned, false); ferr != nil {
+		if _, _, ferr := lk.fanout(context.WithoutCancel(ctx), dirty, a.timeout, a.cleanup, cleaned, nil); ferr != nil {
 			// Close has begun and starts no more background calls: clean
 			// up here, bounded by the node timeout.
 			var wg sync.WaitGroup
@@ -441,7 +450,8 @@ func (lk *Locker) attempt(ctx context.Context, name, key string, ttl time.Durati
 // other nodes were asked) leaves the attempt to be cleaned up.
 func (lk *Locker) gatedRound(ctx context.Context, key string, a *acquisition, op nodeOp, settle func(*reply) func(), classify func(reply) NodeVote) (rd *round, refused bool, err error) {
 	g := lk.gate(key)
-	first, _, err := lk.fanout(ctx, []int{g}, a.timeout, op, settle, false)
+	a.asking([]int{g})
+	first, _, err := lk.fanout(ctx, []int{g}, a.timeout, op, settle, nil)
 	if err != nil {
 		return nil, false, err
 	}
@@ -465,7 +475,8 @@ func (lk *Locker) gatedRound(ctx context.Context, key string, a *acquisition, op
 			others = append(others, i)
 		}
 	}
-	rest, _, err := lk.fanout(ctx, others, a.timeout, op, settle, true)
+	a.asking(others)
+	rest, _, err := lk.fanout(ctx, others, a.timeout, op, settle, lk.sparing(0, true))
 	if err != nil {
 		return rd, false, err
 	}
@@ -506,7 +517,9 @@ func (lk *Locker) judgeAcquire(r *reply) {
 func (lk *Locker) classifyAcquire(name string, r reply) NodeVote {
 	addr := lk.nodes[r.node].Addr()
 	if r.err != nil {
-		if _, spared := r.err.(errNodeLagging); !spared {
+		switch r.err.(type) {
+		case errNodeLagging, errNodeReleasing: // spared, not failed
+		default:
 			lk.emit(Event{Kind: EventNodeError, Name: name, Node: addr, Latency: r.latency, Err: r.err})
 		}
 		return NodeVote{Err: r.err}
@@ -545,7 +558,7 @@ func (lk *Locker) settleFence(ctx context.Context, name string, keys []string, a
 	arg := strconv.FormatInt(fence, 10)
 	ch, n, err := lk.fanout(ctx, nil, a.timeout, func(ctx context.Context, _ int, p pool.Pool) (any, error) {
 		return p.Eval(ctx, scripts.RaiseFence, keys, a.token, arg)
-	}, nil, false)
+	}, nil, nil)
 	if err != nil {
 		return 0, err
 	}
@@ -583,8 +596,13 @@ type acquisition struct {
 	// its release there will announce it (ReleaseTurn), and the other
 	// nodes release without a notice of their own.
 	gateHeld atomic.Bool
+	// unreleased is, once the attempt is abandoned, the set of nodes that
+	// may hold its key and whose release has not answered yet (nodes past
+	// the 64th are not tracked): see releasing.go.
+	unreleased atomic.Uint64
 
 	mu        sync.Mutex
+	asked     []bool // an acquire call was set off, or skipped
 	answered  []bool // answered, and may hold the key
 	refused   []bool // answered that another holds the key
 	replied   []bool // a reply was delivered, a skipped call's included
@@ -615,9 +633,34 @@ func (a *acquisition) settle(r *reply) func() {
 	case refused:
 		// Nothing to release: the release would have found another
 		// token.
+		a.released(r.node)
 		return func() { a.lateRelease(notReleased(r.node)) }
 	}
 	return func() { a.releaseNow(r.node) }
+}
+
+// asking records that the acquire call goes to the listed nodes (all when
+// list is nil).
+func (a *acquisition) asking(list []int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if list == nil {
+		for i := range a.asked {
+			a.asked[i] = true
+		}
+		return
+	}
+	for _, i := range list {
+		a.asked[i] = true
+	}
+}
+
+// released records that node i's release has answered, or that the node
+// needs none.
+func (a *acquisition) released(i int) {
+	if i < 64 {
+		a.unreleased.And(^(uint64(1) << i))
+	}
 }
 
 // refusal reports whether r, a judged acquire reply, says that the node
@@ -637,8 +680,23 @@ func notReleased(i int) reply { return reply{node: i, val: int64(0)} }
 func (a *acquisition) abandon() []int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.abandoned = true
+	a.abandonLocked()
 	return a.answeredLocked()
+}
+
+// abandonLocked marks the attempt abandoned, and the nodes that may hold its
+// key unreleased: those that answered but did not refuse, and those still to
+// answer. The Locker's next attempts at the lock spare them meanwhile.
+func (a *acquisition) abandonLocked() {
+	a.abandoned = true
+	var set uint64
+	for i, ok := range a.replied {
+		if i < 64 && (a.answered[i] || a.asked[i] && !ok) {
+			set |= 1 << i
+		}
+	}
+	a.unreleased.Store(set)
+	a.lk.releasing.track(a)
 }
 
 // abandonForRelease is abandon for the release of the lock: it also returns
@@ -648,7 +706,7 @@ func (a *acquisition) abandon() []int {
 func (a *acquisition) abandonForRelease() (answered, refused []int, late int) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.abandoned = true
+	a.abandonLocked()
 	for i, ok := range a.replied {
 		if !ok {
 			late++
@@ -685,6 +743,7 @@ func (a *acquisition) answeredLocked() []int {
 // not: waiters that hear the gate learn of the release from it alone, and
 // those that do not (notify.go) poll.
 func (a *acquisition) release(ctx context.Context, i int, p pool.Pool) (any, error) {
+	defer a.released(i)
 	if i == a.gate {
 		return p.Eval(ctx, scripts.ReleaseTurn, a.turnKeys, a.token, a.lk.promiseMs(i))
 	}
@@ -715,6 +774,7 @@ func (a *acquisition) cleanup(ctx context.Context, i int, p pool.Pool) (any, err
 // expires with its TTL.
 func (a *acquisition) releaseNow(i int) {
 	if a.lk.skip(i) {
+		a.released(i) // not asked: its key, if any, expires
 		a.lateRelease(reply{node: i, err: errNodeSilent{}})
 		return
 	}

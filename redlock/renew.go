@@ -235,7 +235,7 @@ func (r *renewer) renew(batch []*Lock) {
 	}
 	ch, n, err := lk.fanout(context.Background(), nil, timeout, func(ctx context.Context, _ int, p pool.Pool) (any, error) {
 		return extendMany(ctx, p, keys, args)
-	}, nil, false)
+	}, nil, nil)
 	if err != nil {
 		return // closing
 	}

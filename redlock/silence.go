@@ -5,6 +5,8 @@ import (
 	"errors"
 	"sync/atomic"
 	"time"
+
+	"github.com/quorumlock/quorumlock/pool"
 )
 
 // A node that lets a call run out its node timeout (hung, cut off, or
@@ -21,6 +23,11 @@ const silenceFor = time.Second
 type silence struct {
 	until   atomic.Int64 // end of the pause, ns since the Locker's start; 0: none
 	probing atomic.Bool  // a call is testing the node after a pause
+	// failing is set while the node's last call failed other than by an
+	// error reply or the caller's context (refused, reset, timed out): an
+	// acquisition does not count on its vote when it decides how many
+	// nodes whose release is on its way it can spare (releasing.go).
+	failing atomic.Bool
 }
 
 // skip reports whether a call to node i is to be skipped now. When the
@@ -50,6 +57,10 @@ func (lk *Locker) silenced(i int, now int64) bool {
 // lets another call probe it); anything else, an answer, ends the pause.
 func (lk *Locker) heard(i int, err error) {
 	s := &lk.silent[i]
+	var reply *pool.ServerError
+	if failing := err != nil && !errors.As(err, &reply) && !errors.Is(err, context.Canceled); failing != s.failing.Load() {
+		s.failing.Store(failing)
+	}
 	if err == nil {
 		if s.until.Load() != 0 {
 			s.until.Store(0)
