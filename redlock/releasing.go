@@ -100,8 +100,8 @@ func (lk *Locker) sparing(avoid uint64, lagging bool) func(i int) error {
 	}
 }
 
-// newSpareLagging returns sparing's policy when no node is avoided: made once, in
-// New, so that each acquisition does not make its own.
+// newSpareLagging returns sparing's policy when no node is avoided: made
+// once, in New, so that each acquisition does not make its own.
 func (lk *Locker) newSpareLagging() func(i int) error {
 	return func(i int) error {
 		if lk.spare(i, 0) {
