@@ -25,6 +25,16 @@ import (
 // Obtain and Release are timed apart and reported as percentiles in ms
 // (obtain-p50-ms, obtain-p99-ms, release-p50-ms, release-p99-ms); ns/op is
 // the whole round.
+//
+// The lock sub-benchmarks with a bad node pair each of their rounds with one
+// on a healthy cluster (a Locker of its own, every node answering), timed
+// the same way and reported as healthy-obtain-p99-ms and
+// healthy-release-p99-ms, with the bad case's p99 over the healthy one's as
+// obtain-p99-x and release-p99-x; their ns/op is both rounds. On a shared
+// machine a hiccup of a few ms lands in the p99 of whichever benchmark runs
+// while it lasts: rounds taken in turns meet the same hiccups, so the ratio
+// compares the nodes, not the moments. The healthy/lock rows are measured on
+// their own, as before.
 
 // BenchmarkSlowNode puts one of the 5 nodes behind a redistest.Proxy that
 // delays each of its replies by 20ms, as a node on a bad link or one busy
@@ -64,9 +74,17 @@ func BenchmarkSlowNode(b *testing.B) {
 		benchLockRounds(b, newBenchLocker(b, proxied), "slownode-proxied")
 	})
 	b.Run(fmt.Sprintf("slow=%v/lock", slow), func(b *testing.B) {
-		lk := newBenchLocker(b, slowed)
+		lk, ref := newBenchLocker(b, slowed), newBenchLocker(b, healthy)
+		timedLockRound(b, lk, "slownode-slow", nil) // load the scripts, open the connections
+		timedLockRound(b, ref, "slownode-paired", nil)
 		dials := proxy.Accepted()
-		benchLockRounds(b, lk, "slownode-slow")
+		var rt, healthy roundTimes
+		for b.Loop() {
+			timedLockRound(b, lk, "slownode-slow", &rt)
+			timedLockRound(b, ref, "slownode-paired", &healthy)
+		}
+		rt.report(b)
+		rt.reportAgainst(b, &healthy)
 		b.ReportMetric(float64(proxy.Accepted()-dials)/float64(b.N), "slow-node-dials/op")
 	})
 	b.Run(fmt.Sprintf("slow=%v/floor", slow), func(b *testing.B) {
@@ -107,15 +125,18 @@ func BenchmarkSlowNode(b *testing.B) {
 func BenchmarkHungNode(b *testing.B) {
 	servers := redistest.Start(b, 5)
 	pools := redistest.Pools(b, servers)
-	b.Run("healthy/lock", func(b *testing.B) { benchHungNode(b, pools, nil, 0) })
-	b.Run("hung/lock", func(b *testing.B) { benchHungNode(b, pools, servers[4], 0) })
-	b.Run("hung-after-3s/lock", func(b *testing.B) { benchHungNode(b, pools, servers[4], 3*time.Second) })
+	// The healthy cluster the hung rounds are paired with.
+	healthy := redistest.Pools(b, redistest.Start(b, 5))
+	b.Run("healthy/lock", func(b *testing.B) { benchHungNode(b, pools, nil, 0, nil) })
+	b.Run("hung/lock", func(b *testing.B) { benchHungNode(b, pools, servers[4], 0, healthy) })
+	b.Run("hung-after-3s/lock", func(b *testing.B) { benchHungNode(b, pools, servers[4], 3*time.Second, healthy) })
 }
 
 // benchHungNode runs the lock rounds of BenchmarkHungNode; hung, when set,
 // is the server of the last pool, paused after the warm-up round, and the
-// timed rounds start after untimed ones for settle.
-func benchHungNode(b *testing.B, pools []pool.Pool, hung *redistest.Server, settle time.Duration) {
+// timed rounds start after untimed ones for settle. With paired set, each
+// timed round is followed by one over those pools (see above).
+func benchHungNode(b *testing.B, pools []pool.Pool, hung *redistest.Server, settle time.Duration, paired []pool.Pool) {
 	lk, err := redlock.New(pools)
 	if err != nil {
 		b.Fatal(err)
@@ -143,10 +164,18 @@ func benchHungNode(b *testing.B, pools []pool.Pool, hung *redistest.Server, sett
 	for start := time.Now(); time.Since(start) < settle; {
 		timedLockRound(b, lk, name, nil)
 	}
+	var ref *redlock.Locker
+	if paired != nil {
+		ref = newBenchLocker(b, paired)
+		timedLockRound(b, ref, "hungnode-paired", nil)
+	}
 	base := runtime.NumGoroutine()
-	var rt roundTimes
+	var rt, healthy roundTimes
 	for b.Loop() {
 		timedLockRound(b, lk, name, &rt)
+		if ref != nil {
+			timedLockRound(b, ref, "hungnode-paired", &healthy)
+		}
 	}
 	inFlight := runtime.NumGoroutine() - base
 	start := time.Now()
@@ -156,6 +185,9 @@ func benchHungNode(b *testing.B, pools []pool.Pool, hung *redistest.Server, sett
 	closing := time.Since(start)
 	left := runtime.NumGoroutine() - base
 	rt.report(b)
+	if ref != nil {
+		rt.reportAgainst(b, &healthy)
+	}
 	b.ReportMetric(float64(inFlight), "goroutines")
 	b.ReportMetric(float64(left), "goroutines-left")
 	b.ReportMetric(float64(closing)/float64(time.Millisecond), "close-ms")
@@ -202,6 +234,20 @@ func (rt *roundTimes) report(b *testing.B) {
 	b.ReportMetric(percentileMs(rt.obtain, 0.99), "obtain-p99-ms")
 	b.ReportMetric(percentileMs(rt.release, 0.50), "release-p50-ms")
 	b.ReportMetric(percentileMs(rt.release, 0.99), "release-p99-ms")
+}
+
+// reportAgainst adds healthy's p99s to b's metrics, and rt's over them.
+func (rt *roundTimes) reportAgainst(b *testing.B, healthy *roundTimes) {
+	for _, side := range []struct {
+		name           string
+		bad, reference []time.Duration
+	}{{"obtain", rt.obtain, healthy.obtain}, {"release", rt.release, healthy.release}} {
+		ref := percentileMs(side.reference, 0.99)
+		b.ReportMetric(ref, "healthy-"+side.name+"-p99-ms")
+		if ref > 0 {
+			b.ReportMetric(percentileMs(side.bad, 0.99)/ref, side.name+"-p99-x")
+		}
+	}
 }
 
 // percentileMs returns the p-quantile of ds in milliseconds, ds itself left
