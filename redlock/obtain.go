@@ -122,7 +122,7 @@ func (lk *Locker) obtain(ctx context.Context, name string, ttl time.Duration, re
 		// before the one to the gate (answeredLocked).
 		gated := retry && (!timedOut || viaGate) && !turn && lk.hot.hot(key, began)
 		viaGate = false
-		l, err := lk.attempt(ctx, name, key, ttl, gated, onGate)
+		l, err := lk.attempt(ctx, name, key, ttl, gated, turn, onGate)
 		took := lk.cfg.clock.Since(began)
 		if err == nil {
 			obtained = true
@@ -260,7 +260,7 @@ func contextError(op, name string, ctxErr, last error) error {
 // gate asks to join the lock's turn queue if refused, and onGate learns from
 // the gate's answer, even one that comes after the round was decided,
 // whether it did, and whether the gate granted the lock.
-func (lk *Locker) attempt(ctx context.Context, name, key string, ttl time.Duration, gated bool, onGate func(refused, granted bool)) (*Lock, error) {
+func (lk *Locker) attempt(ctx context.Context, name, key string, ttl time.Duration, gated, turn bool, onGate func(refused, granted bool)) (*Lock, error) {
 	g := lk.gate(key)
 	n := len(lk.nodes)
 	flags := make([]bool, 4*n) // one allocation for the four sets
@@ -305,12 +305,19 @@ func (lk *Locker) attempt(ctx context.Context, name, key string, ttl time.Durati
 		free  []pool.Cmd
 		avoid uint64
 	)
-	if !lk.cfg.fencing && !gated && onGate == nil && !lk.hot.hot(key, start) {
+	switch {
+	case lk.cfg.fencing || gated:
+	case turn:
+		// The gate named this Locker: the last holder released the other
+		// nodes before the gate, and they are likely free. The gate keeps
+		// the promise, which only the script takes.
+		free = scripts.FreeAcquire(key, lk.marker, args[0], args[1])
+	case onGate == nil && !lk.hot.hot(key, start):
 		free = scripts.FreeAcquire(key, lk.marker, args[0], args[1])
 		avoid = lk.avoidReleasing(key)
 	}
 	acquire := func(ctx context.Context, i int, p pool.Pool) (any, error) {
-		if pp, ok := p.(pool.Pipeliner); ok && free != nil {
+		if pp, ok := p.(pool.Pipeliner); ok && free != nil && !(turn && i == g) {
 			replies, err := pp.Pipeline(ctx, free)
 			if err != nil {
 				return nil, err
