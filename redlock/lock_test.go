@@ -548,9 +548,7 @@ func TestReleaseCountsTheNodesStillToAnswer(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.nodes[1].Set(lockKey("s"), "someone-else", time.Minute)
-	done := make(chan error, 1)
-	go func() { done <- l.Release(ctx) }()
-	if err := releasedWithin(t, c, done); err != nil {
+	if err := releaseOnClock(t, c, l); err != nil {
 		t.Fatalf("Release with node 2 still to answer: %v", err)
 	}
 	if _, _, held := c.nodes[2].Get(lockKey("s")); held {
@@ -558,20 +556,35 @@ func TestReleaseCountsTheNodesStillToAnswer(t *testing.T) {
 	}
 }
 
-// releasedWithin returns what done receives, moving c's clock forward while
-// it waits, and fails t if nothing comes within a second of that clock.
-func releasedWithin(t *testing.T, c *cluster, done <-chan error) error {
+// releaseOnClock releases l, moving c's clock forward while Release waits,
+// and returns its error.
+func releaseOnClock(t *testing.T, c *cluster, l *redlock.Lock) error {
 	t.Helper()
-	for waited := time.Duration(0); waited <= time.Second; waited += 10 * time.Millisecond {
+	done := make(chan error, 1)
+	go func() { done <- l.Release(context.Background()) }()
+	var err error
+	advanceUntil(t, c, "Release returned", func() bool {
 		select {
-		case err := <-done:
-			return err
-		case <-time.After(time.Millisecond):
+		case err = <-done:
+			return true
+		default:
+			return false
+		}
+	})
+	return err
+}
+
+// advanceUntil moves c's clock forward 10ms at a time until cond holds,
+// failing t if it does not within a second of that clock.
+func advanceUntil(t *testing.T, c *cluster, what string, cond func() bool) {
+	t.Helper()
+	for waited := time.Duration(0); !cond(); waited += 10 * time.Millisecond {
+		if waited > time.Second {
+			t.Fatalf("not within a second of the Locker's clock: %s", what)
 		}
 		c.clock.Advance(10 * time.Millisecond)
+		time.Sleep(time.Millisecond)
 	}
-	t.Fatal("Release did not return within a second of the Locker's clock")
-	return nil
 }
 
 // A node that refused the acquisition holds no key of the lock: Release
@@ -595,19 +608,11 @@ func TestReleaseAsksNoNodeThatRefused(t *testing.T) {
 			if !straggler {
 				eventually(t, "node 2 refused", func() bool { return c.nodes[2].Finished() == 1 })
 			}
-			done := make(chan error, 1)
-			go func() { done <- l.Release(ctx) }()
-			if err := releasedWithin(t, c, done); err != nil {
+			if err := releaseOnClock(t, c, l); err != nil {
 				t.Fatalf("Release: %v", err)
 			}
 			// The straggler refuses within the node timeout.
-			for waited := time.Duration(0); c.nodes[2].Finished() == 0; waited += 10 * time.Millisecond {
-				if waited > time.Second {
-					t.Fatal("node 2 never answered")
-				}
-				c.clock.Advance(10 * time.Millisecond)
-				time.Sleep(time.Millisecond)
-			}
+			advanceUntil(t, c, "node 2 answered", func() bool { return c.nodes[2].Finished() > 0 })
 			if v, _, _ := c.nodes[2].Get(lockKey("r")); v != "someone-else" {
 				t.Errorf("node 2 holds %q", v)
 			}
