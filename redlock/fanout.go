@@ -61,7 +61,7 @@ func (lk *Locker) fanout(ctx context.Context, list []int, timeout time.Duration,
 		}
 		var skipped error
 		if lk.skip(i) {
-			skipped = errNodeSilent{}
+			skipped = lk.skipped(i)
 		} else if spare != nil {
 			skipped = spare(i)
 		}
@@ -149,7 +149,7 @@ func (lk *Locker) bounded(ctx context.Context, timeout time.Duration) (context.C
 // notAsked reports whether err is that of a call that was skipped, not made.
 func notAsked(err error) bool {
 	switch err.(type) {
-	case errNodeSilent, errNodeLagging, errNodeReleasing:
+	case errNodeSilent, errNodeDown, errNodeLagging, errNodeReleasing:
 		return true
 	}
 	return false

@@ -782,7 +782,7 @@ func (a *acquisition) cleanup(ctx context.Context, i int, p pool.Pool) (any, err
 func (a *acquisition) releaseNow(i int) {
 	if a.lk.skip(i) {
 		a.released(i) // not asked: its key, if any, expires
-		a.lateRelease(reply{node: i, err: errNodeSilent{}})
+		a.lateRelease(reply{node: i, err: a.lk.skipped(i)})
 		return
 	}
 	start := a.lk.cfg.clock.Now()

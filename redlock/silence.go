@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/quorumlock/quorumlock/pool"
@@ -12,9 +13,11 @@ import (
 // A node that lets a call run out its node timeout (hung, cut off, or
 // overloaded) is not asked again for silenceFor: rounds count it as failed
 // at once, without spending a goroutine, a connection and a clean-up on it
-// each time. Once silenceFor has passed, one call goes through as a probe:
-// an answer ends the pause, another timeout starts a new one. Skipping a
-// node only takes a vote away; it never grants what a quorum would not.
+// each time. So is a node that refuses connections (down, or restarting):
+// each call to it would dial again, and each clean-up too. Once silenceFor
+// has passed, one call goes through as a probe: an answer ends the pause,
+// another timeout or refusal starts a new one. Skipping a node only takes a
+// vote away; it never grants what a quorum would not.
 
 // silenceFor is how long a node that timed out is skipped.
 const silenceFor = time.Second
@@ -23,6 +26,7 @@ const silenceFor = time.Second
 type silence struct {
 	until   atomic.Int64 // end of the pause, ns since the Locker's start; 0: none
 	probing atomic.Bool  // a call is testing the node after a pause
+	refused atomic.Bool  // the pause is for refused connections, not a timeout
 	// failing is set while the node's last call failed other than by an
 	// error reply or the caller's context (refused, reset, timed out): an
 	// acquisition does not count on its vote when it decides how many
@@ -52,7 +56,8 @@ func (lk *Locker) silenced(i int, now int64) bool {
 	return until != 0 && now < until
 }
 
-// heard records how a call to node i ended: a node timeout pauses the node;
+// heard records how a call to node i ended: a node timeout or a refused
+// connection pauses the node;
 // a call ended by its caller's context says nothing about the node (but
 // lets another call probe it); anything else, an answer, ends the pause.
 func (lk *Locker) heard(i int, err error) {
@@ -70,7 +75,8 @@ func (lk *Locker) heard(i int, err error) {
 	}
 	var timeout errNodeTimeout
 	switch {
-	case errors.As(err, &timeout):
+	case errors.As(err, &timeout), errors.Is(err, syscall.ECONNREFUSED):
+		s.refused.Store(!errors.As(err, &timeout))
 		s.until.Store(max(lk.sinceStart()+int64(silenceFor), 1))
 		s.probing.Store(false)
 	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
@@ -85,6 +91,25 @@ func (lk *Locker) heard(i int, err error) {
 func (lk *Locker) sinceStart() int64 {
 	return int64(lk.cfg.clock.Since(lk.guard.origin))
 }
+
+// skipped returns the failure of a call skipped because node i is paused.
+func (lk *Locker) skipped(i int) error {
+	if lk.silent[i].refused.Load() {
+		return errNodeDown{}
+	}
+	return errNodeSilent{}
+}
+
+// errNodeDown is the failure of a call skipped because its node recently
+// refused a connection. It matches syscall.ECONNREFUSED, as that refusal
+// does.
+type errNodeDown struct{}
+
+func (errNodeDown) Error() string {
+	return "not asked: it refused a connection within the last " + silenceFor.String()
+}
+
+func (errNodeDown) Unwrap() error { return syscall.ECONNREFUSED }
 
 // errNodeSilent is the failure of a call skipped because its node recently
 // let a call run out the node timeout. It matches context.DeadlineExceeded,

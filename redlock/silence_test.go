@@ -1,6 +1,12 @@
 package redlock_test
 
 import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -47,4 +53,56 @@ func TestTimedOutNodeIsSkippedThenProbed(t *testing.T) {
 	eventually(t, "the probe's clean-up reaches the node", func() bool { return calls() == 3 })
 	round("f")
 	eventually(t, "the node is asked again", func() bool { return calls() == 5 })
+}
+
+// A node that refuses connections (down, or restarting) is paused as one
+// that timed out: rounds skip it for a second with an error that still
+// matches the refusal, then one call probes it, and once it answers it is
+// asked again.
+func TestRefusingNodeIsSkippedThenProbed(t *testing.T) {
+	c := newCluster(t, 3)
+	var mu sync.Mutex
+	var errs []error
+	lk := c.locker(redlock.WithBackoff(redlock.NoRetry()), redlock.WithObserver(func(e redlock.Event) {
+		if e.Kind == redlock.EventNodeError && e.Node == c.nodes[2].Addr() {
+			mu.Lock()
+			errs = append(errs, e.Err)
+			mu.Unlock()
+		}
+	}))
+	down := c.nodes[2]
+	calls := func() int { n, _ := down.Calls(); return n }
+	round := func(name string) { t.Helper(); tryRound(t, lk, name) }
+	down.Fail(&net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)})
+	round("a")
+	eventually(t, "the refused call and its clean-up end", func() bool { return down.Finished() == calls() && calls() >= 1 })
+	before := calls()
+	round("b")
+	round("c")
+	if n := calls() - before; n != 0 {
+		t.Fatalf("the refusing node received %d calls, want none within a second of the refusal", n)
+	}
+	mu.Lock()
+	for _, err := range errs {
+		if !errors.Is(err, syscall.ECONNREFUSED) {
+			t.Errorf("node error %v does not match ECONNREFUSED", err)
+		}
+		if errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("node error %v matches context.DeadlineExceeded: no call timed out", err)
+		}
+	}
+	reported := len(errs)
+	mu.Unlock()
+	if reported == 0 {
+		t.Error("no node error reported for the refusing node")
+	}
+
+	down.Fail(nil)
+	c.clock.Advance(time.Second)
+	round("d") // its acquire call probes the node, which answers
+	eventually(t, "the probe reaches the node", func() bool { return calls() > before })
+	eventually(t, "the probe and its release end", func() bool { return down.Finished() == calls() })
+	before = calls()
+	round("e")
+	eventually(t, "the node is asked again", func() bool { return calls() >= before+2 })
 }
