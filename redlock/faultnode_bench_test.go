@@ -3,6 +3,7 @@ package redlock_test
 import (
 	"context"
 	"fmt"
+	"net"
 	"runtime"
 	"slices"
 	"strconv"
@@ -47,6 +48,8 @@ import (
 //	slow=20ms/lock    the Locker with the fifth node 20ms late
 //	slow=20ms/floor   the floor round with the fifth node 20ms late: it
 //	                  waits for every node, so it pays the delay twice a round
+//	down/lock         the Locker with the fifth node's port closed (a node
+//	                  down, or restarting): every connection is refused
 //
 // The slow sub-benchmarks also report slow-node-dials/op, the connections
 // the slow node's pool opened per round: a straggler still waiting for the
@@ -78,14 +81,27 @@ func BenchmarkSlowNode(b *testing.B) {
 		timedLockRound(b, lk, "slownode-slow", nil) // load the scripts, open the connections
 		timedLockRound(b, ref, "slownode-paired", nil)
 		dials := proxy.Accepted()
-		var rt, healthy roundTimes
+		var rt, paired roundTimes
 		for b.Loop() {
 			timedLockRound(b, lk, "slownode-slow", &rt)
-			timedLockRound(b, ref, "slownode-paired", &healthy)
+			timedLockRound(b, ref, "slownode-paired", &paired)
 		}
 		rt.report(b)
-		rt.reportAgainst(b, &healthy)
+		rt.reportAgainst(b, &paired)
 		b.ReportMetric(float64(proxy.Accepted()-dials)/float64(b.N), "slow-node-dials/op")
+	})
+	b.Run("down/lock", func(b *testing.B) {
+		down := append(redistest.Pools(b, servers[:4]), closedPortPool(b))
+		lk, ref := newBenchLocker(b, down), newBenchLocker(b, healthy)
+		timedLockRound(b, lk, "slownode-down", nil)
+		timedLockRound(b, ref, "slownode-paired", nil)
+		var rt, paired roundTimes
+		for b.Loop() {
+			timedLockRound(b, lk, "slownode-down", &rt)
+			timedLockRound(b, ref, "slownode-paired", &paired)
+		}
+		rt.report(b)
+		rt.reportAgainst(b, &paired)
 	})
 	b.Run(fmt.Sprintf("slow=%v/floor", slow), func(b *testing.B) {
 		f := newFloor(b, slowed, "quorumlock:slownode-slow-floor")
@@ -203,6 +219,26 @@ func benchHungNode(b *testing.B, pools []pool.Pool, hung *redistest.Server, sett
 		// Let it run what queued up before the next run pauses it again.
 		time.Sleep(time.Second)
 	}
+}
+
+// closedPortPool returns a pool for a loopback port nothing listens on, closed
+// when b ends.
+func closedPortPool(b *testing.B) pool.Pool {
+	b.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	if err := ln.Close(); err != nil {
+		b.Fatal(err)
+	}
+	p, err := pool.Dial("redis://" + addr)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = p.Close() })
+	return p
 }
 
 // proxiedPool returns a pool that reaches the node behind proxy through it,
