@@ -77,31 +77,13 @@ func BenchmarkSlowNode(b *testing.B) {
 		benchLockRounds(b, newBenchLocker(b, proxied), "slownode-proxied")
 	})
 	b.Run(fmt.Sprintf("slow=%v/lock", slow), func(b *testing.B) {
-		lk, ref := newBenchLocker(b, slowed), newBenchLocker(b, healthy)
-		timedLockRound(b, lk, "slownode-slow", nil) // load the scripts, open the connections
-		timedLockRound(b, ref, "slownode-paired", nil)
 		dials := proxy.Accepted()
-		var rt, paired roundTimes
-		for b.Loop() {
-			timedLockRound(b, lk, "slownode-slow", &rt)
-			timedLockRound(b, ref, "slownode-paired", &paired)
-		}
-		rt.report(b)
-		rt.reportAgainst(b, &paired)
+		benchPairedRounds(b, newBenchLocker(b, slowed), "slownode-slow", newBenchLocker(b, healthy))
 		b.ReportMetric(float64(proxy.Accepted()-dials)/float64(b.N), "slow-node-dials/op")
 	})
 	b.Run("down/lock", func(b *testing.B) {
 		down := append(redistest.Pools(b, servers[:4]), closedPortPool(b))
-		lk, ref := newBenchLocker(b, down), newBenchLocker(b, healthy)
-		timedLockRound(b, lk, "slownode-down", nil)
-		timedLockRound(b, ref, "slownode-paired", nil)
-		var rt, paired roundTimes
-		for b.Loop() {
-			timedLockRound(b, lk, "slownode-down", &rt)
-			timedLockRound(b, ref, "slownode-paired", &paired)
-		}
-		rt.report(b)
-		rt.reportAgainst(b, &paired)
+		benchPairedRounds(b, newBenchLocker(b, down), "slownode-down", newBenchLocker(b, healthy))
 	})
 	b.Run(fmt.Sprintf("slow=%v/floor", slow), func(b *testing.B) {
 		f := newFloor(b, slowed, "quorumlock:slownode-slow-floor")
@@ -337,6 +319,22 @@ func benchLockRounds(b *testing.B, lk *redlock.Locker, name string) {
 		timedLockRound(b, lk, name, &rt)
 	}
 	rt.report(b)
+}
+
+// benchPairedRounds times serial lock rounds of lk on the free lock name, each
+// followed by one of ref, a Locker on healthy nodes (see above), and reports
+// both.
+func benchPairedRounds(b *testing.B, lk *redlock.Locker, name string, ref *redlock.Locker) {
+	const refName = "paired-healthy"
+	timedLockRound(b, lk, name, nil) // load the scripts, open the connections
+	timedLockRound(b, ref, refName, nil)
+	var rt, paired roundTimes
+	for b.Loop() {
+		timedLockRound(b, lk, name, &rt)
+		timedLockRound(b, ref, refName, &paired)
+	}
+	rt.report(b)
+	rt.reportAgainst(b, &paired)
 }
 
 // benchFloorRounds times serial floor rounds of f.
