@@ -19,7 +19,8 @@ import (
 // another timeout or refusal starts a new one. Skipping a node only takes a
 // vote away; it never grants what a quorum would not.
 
-// silenceFor is how long a node that timed out is skipped.
+// silenceFor is how long a node that timed out, or refused a connection, is
+// skipped.
 const silenceFor = time.Second
 
 // silence is one node's pause.
@@ -57,9 +58,9 @@ func (lk *Locker) silenced(i int, now int64) bool {
 }
 
 // heard records how a call to node i ended: a node timeout or a refused
-// connection pauses the node;
-// a call ended by its caller's context says nothing about the node (but
-// lets another call probe it); anything else, an answer, ends the pause.
+// connection pauses the node; a call ended by its caller's context says
+// nothing about the node (but lets another call probe it); anything else,
+// an answer, ends the pause.
 func (lk *Locker) heard(i int, err error) {
 	s := &lk.silent[i]
 	var reply *pool.ServerError
