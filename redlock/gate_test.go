@@ -198,6 +198,17 @@ func TestContendedAttemptGoesOnWithoutItsGate(t *testing.T) {
 			if err := gc.rival.Release(t.Context()); err != nil {
 				t.Fatal(err)
 			}
+			// Every node's release ends before the gate breaks: one that
+			// failed would be owed to it (owed.go), and paid on the clock
+			// the attempt is timed on.
+			eventually(t, "every node is released", func() bool {
+				for _, n := range gc.nodes {
+					if _, _, ok := n.Get(lockKey("g")); ok {
+						return false
+					}
+				}
+				return true
+			})
 			tt.breakGate(gc.probes[gate])
 			before := gc.counts(t, 0)
 			ch := start(func() (*redlock.Lock, error) { return lk.Obtain(context.Background(), "g", time.Minute) })
@@ -618,7 +629,7 @@ func TestGrantedByTheGateAloneTriesAgainOnce(t *testing.T) {
 	// the gate becomes audible, the try to join, and on a loaded machine a
 	// retry or two for subscriptions that came up during an attempt; not
 	// the hundreds or thousands of a waiter going round.
-	if n := attempts(); n != settled || n > 10 {
+	if n := attempts(); n != settled || n > 20 {
 		t.Fatalf("%d attempts, then %d, while the clock stood still: want the waiter waiting", settled, n)
 	}
 	if err := rival.Release(t.Context()); err != nil {

@@ -152,7 +152,7 @@ func (l *Lock) release(ctx context.Context) error {
 	// they do (releaseNow), and their answers count here too: a quorum may
 	// hold the key only with them.
 	answered, refused, stragglers := l.acq.abandonForRelease()
-	ch, n, err := lk.fanout(context.WithoutCancel(ctx), answered, l.acq.timeout, l.acq.release, nil, nil)
+	ch, n, err := lk.fanout(context.WithoutCancel(ctx), answered, l.acq.timeout, l.acq.release, l.acq.oweFailed, nil)
 	if err != nil {
 		return err
 	}

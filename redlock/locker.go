@@ -50,6 +50,8 @@ type Locker struct {
 	// marks those answering far behind the others (lag.go).
 	silent []silence
 	lags   []lag
+	// owed holds, per node, the releases that did not reach it (owed.go).
+	owed []owed
 	// releasing remembers the releases still on their way (releasing.go).
 	releasing    *releasing
 	spareLagging func(i int) error
@@ -102,6 +104,7 @@ func New(nodes []pool.Pool, opts ...Option) (*Locker, error) {
 	lk.idArgs = [2]any{lk.id, strconv.FormatInt(queueTTL.Milliseconds(), 10)}
 	lk.silent = make([]silence, len(nodes))
 	lk.lags = make([]lag, len(nodes))
+	lk.owed = make([]owed, len(nodes))
 	lk.releasing = newReleasing()
 	lk.spareLagging = lk.newSpareLagging()
 	lk.notify = newNotifier(lk)
@@ -164,6 +167,7 @@ func (lk *Locker) Close() error {
 	lk.mu.Lock()
 	lk.closed = true
 	lk.mu.Unlock()
+	lk.forgetOwed()
 	lk.stopAll()
 	lk.notify.close()
 	lk.renew.close()

@@ -430,6 +430,9 @@ func (lk *Locker) attempt(ctx context.Context, name, key string, ttl time.Durati
 			lk.notify.cleaningGate(key)
 		}
 		cleaned := func(r *reply) func() {
+			if owing(r.err) {
+				lk.owe(r.node, a)
+			}
 			if r.node == g {
 				lk.notify.gateCleaned(key)
 			}
@@ -777,11 +780,12 @@ func (a *acquisition) cleanup(ctx context.Context, i int, p pool.Pool) (any, err
 
 // releaseNow releases node i from the calling goroutine, bounded by the
 // attempt's node timeout and never by a caller's context. A node paused for
-// a timeout (silence.go) is not asked: its key, if the late call set one,
-// expires with its TTL.
+// a timeout (silence.go) is not asked now: the release is owed to it
+// (owed.go), as is one that fails.
 func (a *acquisition) releaseNow(i int) {
 	if a.lk.skip(i) {
-		a.released(i) // not asked: its key, if any, expires
+		a.released(i)
+		a.lk.owe(i, a)
 		a.lateRelease(reply{node: i, err: a.lk.skipped(i)})
 		return
 	}
@@ -791,7 +795,10 @@ func (a *acquisition) releaseNow(i int) {
 	if err != nil && ctxEnded(ctx) != nil {
 		err = errNodeTimeout{timeout: a.timeout}
 	}
-	a.lk.heard(i, err)
+	a.lk.heard(i, err, int64(start.Sub(a.lk.guard.origin)))
+	if owing(err) {
+		a.lk.owe(i, a)
+	}
 	stop()
 	at := a.lk.cfg.clock.Now()
 	a.lateRelease(reply{node: i, val: val, err: err, at: at, latency: at.Sub(start)})
