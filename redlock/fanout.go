@@ -54,6 +54,7 @@ func (lk *Locker) fanout(ctx context.Context, list []int, timeout time.Duration,
 	var left atomic.Int32
 	left.Store(int32(n))
 	start := lk.cfg.clock.Now()
+	sent := int64(start.Sub(lk.guard.origin)) // as heard counts
 	for k := 0; k < n; k++ {
 		i := k
 		if list != nil {
@@ -95,7 +96,7 @@ func (lk *Locker) fanout(ctx context.Context, list []int, timeout time.Duration,
 					// The socket timeout may fire a moment before rctx's own.
 					err = errNodeTimeout{timeout: timeout}
 				}
-				lk.heard(i, err)
+				lk.heard(i, err, sent)
 			}
 			at := lk.cfg.clock.Now()
 			r := reply{node: i, val: val, err: err, at: at, latency: at.Sub(start)}

@@ -33,6 +33,9 @@ type silence struct {
 	// acquisition does not count on its vote when it decides how many
 	// nodes whose release is on its way it can spare (releasing.go).
 	failing atomic.Bool
+	// answered is when the latest call that the node answered was sent,
+	// ns since the Locker's start, to the millisecond.
+	answered atomic.Int64
 }
 
 // skip reports whether a call to node i is to be skipped now. When the
@@ -57,15 +60,28 @@ func (lk *Locker) silenced(i int, now int64) bool {
 	return until != 0 && now < until
 }
 
-// heard records how a call to node i ended: a node timeout or a refused
-// connection pauses the node; a call ended by its caller's context says
-// nothing about the node (but lets another call probe it); anything else,
-// an answer, ends the pause.
-func (lk *Locker) heard(i int, err error) {
+// heard records how a call to node i, sent at sent (ns since the Locker's
+// start), ended: a node timeout or a refused connection pauses the node; a
+// call ended by its caller's context says nothing about the node (but lets
+// another call probe it); anything else, an answer, ends the pause.
+//
+// A timeout or refusal does not pause a node that has answered a call sent
+// after this one: the node works, and what failed was this call's way to it
+// (a connection made while the node restarted, say). Pausing it then would
+// take its vote from the rounds for a second for nothing.
+func (lk *Locker) heard(i int, err error, sent int64) {
 	s := &lk.silent[i]
 	var reply *pool.ServerError
 	if failing := err != nil && !errors.As(err, &reply) && !errors.Is(err, context.Canceled); failing != s.failing.Load() {
 		s.failing.Store(failing)
+	}
+	if err == nil || errors.As(err, &reply) {
+		// Kept to the millisecond, so that a busy node's replies do not all
+		// write to it: a call lost within a millisecond of the last update
+		// pauses the node, as it did before.
+		if last := s.answered.Load(); sent > last+int64(time.Millisecond) {
+			s.answered.CompareAndSwap(last, sent)
+		}
 	}
 	if err == nil {
 		if s.until.Load() != 0 {
@@ -76,6 +92,8 @@ func (lk *Locker) heard(i int, err error) {
 	}
 	var timeout errNodeTimeout
 	switch {
+	case (errors.As(err, &timeout) || errors.Is(err, syscall.ECONNREFUSED)) && sent < s.answered.Load():
+		// Answered since: see above.
 	case errors.As(err, &timeout), errors.Is(err, syscall.ECONNREFUSED):
 		s.refused.Store(!errors.As(err, &timeout))
 		s.until.Store(max(lk.sinceStart()+int64(silenceFor), 1))

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"os"
+	"strconv"
 	"sync"
 	"syscall"
 	"testing"
@@ -14,9 +15,9 @@ import (
 )
 
 // A node that let a call run out the node timeout is not asked again for a
-// second: rounds go on without a call to it. Then one call probes it; while
-// the probe waits, the others still skip the node, and once it answers the
-// node is asked again.
+// second: rounds go on without a call to it. Then one call probes it (here
+// the release owed to it, owed.go); while the probe waits, the others still
+// skip the node, and once it answers the node is asked again.
 func TestTimedOutNodeIsSkippedThenProbed(t *testing.T) {
 	c := newCluster(t, 3)
 	lk := c.locker(redlock.WithNodeTimeout(100*time.Millisecond), redlock.WithBackoff(redlock.NoRetry()))
@@ -30,8 +31,12 @@ func TestTimedOutNodeIsSkippedThenProbed(t *testing.T) {
 	eventually(t, "the acquire call reaches the hung node", func() bool { return calls() == 1 })
 	c.clock.Advance(100 * time.Millisecond)
 	// It runs out the node timeout: the node is paused, and its clean-up
-	// is not sent either.
-	eventually(t, "the call runs out the node timeout", func() bool { return hung.Finished() == 1 })
+	// is owed to it, not sent; the timer that pays it when the pause ends
+	// is armed once the pause has begun.
+	eventually(t, "the call runs out the node timeout, and its clean-up is owed", func() bool {
+		next, ok := c.clock.NextDeadline()
+		return hung.Finished() == 1 && ok && next.Sub(c.clock.Now()) > 900*time.Millisecond
+	})
 
 	round("b")
 	round("c")
@@ -40,19 +45,25 @@ func TestTimedOutNodeIsSkippedThenProbed(t *testing.T) {
 	}
 
 	c.clock.Advance(time.Second)
-	round("d") // its acquire call probes the node
-	eventually(t, "the probe reaches the node", func() bool { return calls() == 2 })
+	// The pause is over: the owed clean-up of a's key probes the node.
+	eventually(t, "the owed clean-up probes the node", func() bool { return calls() == 2 })
+	round("d")
 	round("e")
 	if n := calls(); n != 2 {
 		t.Fatalf("the hung node received %d calls besides the probe, want none while it waits", n-2)
 	}
 
-	// The probe is answered: the pause ends, and d's key there is cleaned
-	// up; then every call reaches the node again.
+	// The probe is answered: the pause ends, and every call reaches the
+	// node again.
 	hung.Unhang()
-	eventually(t, "the probe's clean-up reaches the node", func() bool { return calls() == 3 })
-	round("f")
-	eventually(t, "the node is asked again", func() bool { return calls() == 5 })
+	eventually(t, "the probe is answered", func() bool { return hung.Finished() == 2 })
+	// (The pause ends just after the node's answer is read.)
+	k := 0
+	eventually(t, "the node is asked again", func() bool {
+		k++
+		round("f" + strconv.Itoa(k))
+		return calls() > 2
+	})
 }
 
 // A node that refuses connections (down, or restarting) is paused as one
@@ -105,4 +116,31 @@ func TestRefusingNodeIsSkippedThenProbed(t *testing.T) {
 	before = calls()
 	round("e")
 	eventually(t, "the node is asked again", func() bool { return calls() >= before+2 })
+}
+
+// A call that runs out the node timeout does not pause a node that has
+// answered a call sent after it: the node works, and what failed was that
+// call's way to it (a connection made while the node restarted, say).
+func TestTimeoutDoesNotPauseANodeThatAnsweredSince(t *testing.T) {
+	c := newCluster(t, 3)
+	lk := c.locker(redlock.WithNodeTimeout(100*time.Millisecond), redlock.WithBackoff(redlock.NoRetry()))
+	node := c.nodes[2]
+	calls := func() int { n, _ := node.Calls(); return n }
+	round := func(name string) { t.Helper(); tryRound(t, lk, name) }
+	node.HangNext(1)
+	round("a") // its call to node 2 is lost
+	eventually(t, "a's call reaches the node", func() bool { return calls() == 1 })
+	c.clock.Advance(10 * time.Millisecond)
+	round("b") // sent later, answered
+	eventually(t, "b's calls are answered", func() bool { return node.Finished() == 2 })
+	c.clock.Advance(90 * time.Millisecond)
+	// a's call runs out the node timeout, and its clean-up is sent at once,
+	// the node not being paused.
+	eventually(t, "a's call runs out the node timeout and is cleaned up", func() bool { return node.Finished() == 4 })
+
+	before := calls()
+	round("c")
+	if calls() == before {
+		t.Fatal("the node was not asked: the lost call paused it although it had answered a later one")
+	}
 }

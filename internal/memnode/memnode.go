@@ -29,6 +29,7 @@ type Node struct {
 	fail     error
 	delay    time.Duration
 	hang     chan struct{} // non-nil while hung; closed on Unhang
+	hangNext int           // how many of the next calls hang (HangNext)
 	calls    int
 	applied  int
 	finished int
@@ -78,16 +79,31 @@ func (n *Node) Hang() {
 	if n.hang == nil {
 		n.hang = make(chan struct{})
 	}
+	n.hangNext = 0
 	n.mu.Unlock()
 }
 
-// Unhang releases the calls blocked by Hang; they then run normally.
+// HangNext makes the next k calls block until their context ends or Unhang
+// is called, and not the calls after them: one connection lost on its way
+// to a node that still answers on the others.
+func (n *Node) HangNext(k int) {
+	n.mu.Lock()
+	if n.hang == nil {
+		n.hang = make(chan struct{})
+	}
+	n.hangNext = k
+	n.mu.Unlock()
+}
+
+// Unhang releases the calls blocked by Hang or HangNext; they then run
+// normally.
 func (n *Node) Unhang() {
 	n.mu.Lock()
 	if n.hang != nil {
 		close(n.hang)
 		n.hang = nil
 	}
+	n.hangNext = 0
 	n.mu.Unlock()
 }
 
@@ -178,6 +194,11 @@ func (n *Node) enter(ctx context.Context) error {
 	n.mu.Lock()
 	n.calls++
 	fail, delay, hang := n.fail, n.delay, n.hang
+	if n.hangNext > 0 {
+		if n.hangNext--; n.hangNext == 0 {
+			n.hang = nil // the calls after this one run
+		}
+	}
 	n.mu.Unlock()
 	if hang != nil {
 		select {

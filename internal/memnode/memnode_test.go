@@ -112,6 +112,35 @@ func TestFail(t *testing.T) {
 
 // A hung node holds every call until its context ends or Unhang; then the
 // call runs normally.
+// HangNext hangs the next calls only: the one after them runs while they
+// wait.
+func TestHangNext(t *testing.T) {
+	n, _ := newNode()
+	n.Set("k", "tok", time.Minute)
+	n.HangNext(1)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := n.Eval(ctx, scripts.Release, []string{"k"}, "other")
+		done <- err
+	}()
+	for recv, _ := n.Calls(); recv < 1; recv, _ = n.Calls() {
+		time.Sleep(100 * time.Microsecond)
+	}
+	if got, err := n.Eval(context.Background(), scripts.Release, []string{"k"}, "tok"); err != nil || got != int64(1) {
+		t.Fatalf("the call after the hung one = %v, %v; want it run: 1", got, err)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("the hung call answered: %v", err)
+	case <-time.After(10 * time.Millisecond):
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("hung call = %v, want context.Canceled", err)
+	}
+}
+
 func TestHang(t *testing.T) {
 	n, _ := newNode()
 	n.Set("k", "tok", time.Minute)
