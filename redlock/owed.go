@@ -47,8 +47,11 @@ type owed struct {
 // on the node: every failure but the node's error reply, which a second try
 // would meet again.
 func owing(err error) bool {
-	var reply *pool.ServerError
-	return err != nil && !errors.As(err, &reply)
+	if err == nil {
+		return false
+	}
+	var reply *pool.ServerError // escapes: declared past the common case
+	return !errors.As(err, &reply)
 }
 
 // oweFailed is a release round's settle: it owes the releases that did not

@@ -71,30 +71,33 @@ func (lk *Locker) silenced(i int, now int64) bool {
 // take its vote from the rounds for a second for nothing.
 func (lk *Locker) heard(i int, err error, sent int64) {
 	s := &lk.silent[i]
-	var reply *pool.ServerError
-	if failing := err != nil && !errors.As(err, &reply) && !errors.Is(err, context.Canceled); failing != s.failing.Load() {
-		s.failing.Store(failing)
-	}
-	if err == nil || errors.As(err, &reply) {
-		// Kept to the millisecond, so that a busy node's replies do not all
-		// write to it: a call lost within a millisecond of the last update
-		// pauses the node, as it did before.
-		if last := s.answered.Load(); sent > last+int64(time.Millisecond) {
-			s.answered.CompareAndSwap(last, sent)
-		}
-	}
 	if err == nil {
+		if s.failing.Load() {
+			s.failing.Store(false)
+		}
+		s.answeredAt(sent)
 		if s.until.Load() != 0 {
 			s.until.Store(0)
 			s.probing.Store(false)
 		}
 		return
 	}
+	// Declared past the common case: errors.As makes them escape, and
+	// each would cost every call an allocation.
+	var reply *pool.ServerError
+	answered := errors.As(err, &reply)
+	if failing := !answered && !errors.Is(err, context.Canceled); failing != s.failing.Load() {
+		s.failing.Store(failing)
+	}
+	if answered {
+		s.answeredAt(sent)
+	}
 	var timeout errNodeTimeout
+	lost := errors.As(err, &timeout) || errors.Is(err, syscall.ECONNREFUSED)
 	switch {
-	case (errors.As(err, &timeout) || errors.Is(err, syscall.ECONNREFUSED)) && sent < s.answered.Load():
+	case lost && sent < s.answered.Load():
 		// Answered since: see above.
-	case errors.As(err, &timeout), errors.Is(err, syscall.ECONNREFUSED):
+	case lost:
 		s.refused.Store(!errors.As(err, &timeout))
 		s.until.Store(max(lk.sinceStart()+int64(silenceFor), 1))
 		s.probing.Store(false)
@@ -103,6 +106,15 @@ func (lk *Locker) heard(i int, err error, sent int64) {
 	case s.until.Load() != 0:
 		s.until.Store(0)
 		s.probing.Store(false)
+	}
+}
+
+// answeredAt records an answer to a call sent at sent. It is kept to the
+// millisecond, so that a busy node's replies do not all write to it: a call
+// lost within a millisecond of the last update pauses the node.
+func (s *silence) answeredAt(sent int64) {
+	if last := s.answered.Load(); sent > last+int64(time.Millisecond) {
+		s.answered.CompareAndSwap(last, sent)
 	}
 }
 
