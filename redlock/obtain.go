@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/quorumlock/quorumlock/clock"
@@ -614,7 +615,7 @@ type acquisition struct {
 	mu        sync.Mutex
 	asked     []bool // an acquire call was set off, or skipped
 	answered  []bool // answered, and may hold the key
-	refused   []bool // answered that another holds the key
+	refused   []bool // answered that another holds the key, or refused the connection
 	replied   []bool // a reply was delivered, a skipped call's included
 	abandoned bool
 	// late receives the releases of the nodes that had not answered when
@@ -632,7 +633,9 @@ func (a *acquisition) settle(r *reply) func() {
 		a.mu.Unlock()
 		return nil // nothing was set there
 	}
-	refused := refusal(*r)
+	// A connection refused at connect never carried the call: like a
+	// refusal, it set nothing, and the release vote is known.
+	refused := refusal(*r) || errors.Is(r.err, syscall.ECONNREFUSED)
 	a.answered[r.node] = !refused
 	a.refused[r.node] = refused
 	abandoned := a.abandoned

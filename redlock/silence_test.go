@@ -144,3 +144,18 @@ func TestTimeoutDoesNotPauseANodeThatAnsweredSince(t *testing.T) {
 		t.Fatal("the node was not asked: the lost call paused it although it had answered a later one")
 	}
 }
+
+// A call refused at connect never reached its node: nothing is cleaned up
+// there, and no release is owed to it.
+func TestRefusedCallOwesNoRelease(t *testing.T) {
+	c := newCluster(t, 3)
+	lk := c.locker(redlock.WithBackoff(redlock.NoRetry()))
+	down := c.nodes[2]
+	down.Fail(&net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)})
+	tryRound(t, lk, "a")
+	// The release skipped the paused node: had it been owed, a timer would
+	// now wait for the end of the node's pause, a second away.
+	if next, ok := c.clock.NextDeadline(); ok && next.Sub(c.clock.Now()) > 900*time.Millisecond {
+		t.Fatalf("a timer is set %v ahead: a release is owed to the node whose connection was refused", next.Sub(c.clock.Now()))
+	}
+}
