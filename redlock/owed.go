@@ -3,6 +3,7 @@ package redlock
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"time"
 
@@ -28,6 +29,10 @@ import (
 // owedLimit bounds the releases owed to one node: past it the oldest are
 // dropped (their keys expire with their TTL).
 const owedLimit = 1024
+
+// owedBatch is how many owed releases one payment sends: a node that comes
+// back slow still answers them within the node timeout.
+const owedBatch = 64
 
 // owedFirst is how soon a release owed to a node that is not paused (its
 // call failed otherwise: a connection reset, say) is sent again. Once a
@@ -88,47 +93,58 @@ func (lk *Locker) payLaterLocked(i int, o *owed, atLeast time.Duration) {
 	o.timer = lk.cfg.clock.AfterFunc(wait, func() { lk.pay(i) })
 }
 
-// pay sends the releases owed to node i, one after the other in one call
-// bounded by the node timeout, and owes again those it could not send.
+// pay sends up to owedBatch of the releases owed to node i, one after the
+// other in one call bounded by the node timeout, and owes again those it
+// could not send. Once the node has answered one, a failure of the next
+// ends the payment without pausing the node: it works, if slowly, and the
+// rest follow shortly.
 func (lk *Locker) pay(i int) {
 	o := &lk.owed[i]
 	o.mu.Lock()
-	list := o.list
-	o.list, o.timer, o.paying = nil, nil, len(o.list) > 0
+	batch := o.list[:min(len(o.list), owedBatch)]
+	o.list = o.list[len(batch):]
+	o.timer, o.paying = nil, len(batch) > 0
 	o.mu.Unlock()
-	if len(list) == 0 {
+	if len(batch) == 0 {
 		return
 	}
 	var timeout time.Duration
-	for _, a := range list {
+	for _, a := range batch {
 		timeout = max(timeout, a.timeout)
 	}
 	sent := 0
 	ch, _, err := lk.fanout(context.Background(), []int{i}, timeout, func(ctx context.Context, i int, p pool.Pool) (any, error) {
-		for _, a := range list {
+		for _, a := range batch {
 			if _, err := a.release(ctx, i, p); owing(err) {
+				if sent > 0 {
+					return nil, nil
+				}
 				return nil, err
 			}
 			sent++
 		}
 		return nil, nil
 	}, nil, nil)
-	failed := err == nil && (<-ch).err != nil
+	if err == nil {
+		<-ch
+	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.paying = false
 	if o.stopped || err != nil {
 		return // closed: the keys expire with their TTL
 	}
-	next := owedFirst // for those owed meanwhile
-	if failed {
-		// Owed before those that came meanwhile, within the limit.
-		rest := list[sent:]
-		if room := owedLimit - len(o.list); len(rest) > room {
-			rest = rest[len(rest)-max(room, 0):]
+	next := owedFirst // for the rest, and those owed meanwhile
+	if sent < len(batch) {
+		// Owed before the others, within the limit.
+		unsent := batch[sent:]
+		if room := owedLimit - len(o.list); len(unsent) > room {
+			unsent = unsent[len(unsent)-max(room, 0):]
 		}
-		o.list = append(rest, o.list...)
-		next = silenceFor
+		o.list = append(slices.Clip(unsent), o.list...)
+		if sent == 0 {
+			next = silenceFor
+		}
 	}
 	lk.payLaterLocked(i, o, next)
 }

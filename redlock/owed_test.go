@@ -2,6 +2,7 @@ package redlock_test
 
 import (
 	"context"
+	"strconv"
 	"testing"
 	"time"
 
@@ -67,4 +68,43 @@ func TestOwedReleaseFreesAHungNodeThatComesBack(t *testing.T) {
 	if v, _ := redisDo(t, hung, "GET", key).([]byte); string(v) != l2.Token() {
 		t.Fatalf("the resumed node holds %q, want the new owner's token", v)
 	}
+}
+
+// Releases owed to a node are paid in batches once its pause is over: every
+// one reaches it, a batch at a time.
+func TestOwedReleasesArePaidInBatches(t *testing.T) {
+	const held = 100 // more than a batch
+	c := newCluster(t, 3)
+	lk := c.locker(redlock.WithNodeTimeout(100*time.Millisecond), redlock.WithBackoff(redlock.NoRetry()))
+	node := c.nodes[2]
+	calls := func() int { n, _ := node.Calls(); return n }
+	locks := make([]*redlock.Lock, held)
+	for k := range locks {
+		locks[k] = obtainEverywhere(t, c, lk, "owed-"+strconv.Itoa(k), time.Minute)
+	}
+	// The node hangs, and a call runs out the node timeout: it is paused,
+	// and that attempt's clean-up is owed to it (armed a second ahead).
+	node.Hang()
+	tryRound(t, lk, "probe")
+	c.clock.Advance(100 * time.Millisecond)
+	eventually(t, "the probe's clean-up is owed", func() bool {
+		next, ok := c.clock.NextDeadline()
+		return ok && next.Sub(c.clock.Now()) > 900*time.Millisecond
+	})
+	// Every release skips the paused node: each is owed to it.
+	for _, l := range locks {
+		if err := l.Release(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	node.Unhang()
+	before := calls()
+	c.clock.Advance(time.Second)
+	eventually(t, "the first batch reaches the node", func() bool { return calls() == before+64 })
+	time.Sleep(10 * time.Millisecond)
+	if n := calls() - before; n != 64 {
+		t.Fatalf("%d releases reached the node in the first payment, want a batch of 64", n)
+	}
+	c.clock.Advance(100 * time.Millisecond)
+	eventually(t, "the rest reach the node", func() bool { return calls() == before+held+1 })
 }
