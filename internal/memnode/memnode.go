@@ -30,6 +30,7 @@ type Node struct {
 	delay    time.Duration
 	hang     chan struct{} // non-nil while hung; closed on Unhang
 	hangNext int           // how many of the next calls hang (HangNext)
+	hangSome chan struct{} // what those calls wait on; closed on Unhang
 	calls    int
 	applied  int
 	finished int
@@ -88,8 +89,8 @@ func (n *Node) Hang() {
 // to a node that still answers on the others.
 func (n *Node) HangNext(k int) {
 	n.mu.Lock()
-	if n.hang == nil {
-		n.hang = make(chan struct{})
+	if n.hangSome == nil {
+		n.hangSome = make(chan struct{})
 	}
 	n.hangNext = k
 	n.mu.Unlock()
@@ -99,9 +100,11 @@ func (n *Node) HangNext(k int) {
 // normally.
 func (n *Node) Unhang() {
 	n.mu.Lock()
-	if n.hang != nil {
-		close(n.hang)
-		n.hang = nil
+	for _, c := range []*chan struct{}{&n.hang, &n.hangSome} {
+		if *c != nil {
+			close(*c)
+			*c = nil
+		}
 	}
 	n.hangNext = 0
 	n.mu.Unlock()
@@ -194,10 +197,9 @@ func (n *Node) enter(ctx context.Context) error {
 	n.mu.Lock()
 	n.calls++
 	fail, delay, hang := n.fail, n.delay, n.hang
-	if n.hangNext > 0 {
-		if n.hangNext--; n.hangNext == 0 {
-			n.hang = nil // the calls after this one run
-		}
+	if hang == nil && n.hangNext > 0 {
+		hang = n.hangSome
+		n.hangNext--
 	}
 	n.mu.Unlock()
 	if hang != nil {

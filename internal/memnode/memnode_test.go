@@ -139,6 +139,19 @@ func TestHangNext(t *testing.T) {
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Fatalf("hung call = %v, want context.Canceled", err)
 	}
+	// Unhang releases one that is still waiting.
+	n.HangNext(1)
+	go func() {
+		_, err := n.Eval(context.Background(), scripts.Release, []string{"k"}, "other")
+		done <- err
+	}()
+	for recv, _ := n.Calls(); recv < 3; recv, _ = n.Calls() {
+		time.Sleep(100 * time.Microsecond)
+	}
+	n.Unhang()
+	if err := <-done; err != nil {
+		t.Fatalf("the call released by Unhang = %v, want it run", err)
+	}
 }
 
 func TestHang(t *testing.T) {
