@@ -52,7 +52,9 @@ type NodeVote struct {
 	// Yes is true when the node granted, released or extended the lock.
 	Yes bool
 	// HolderTTL is, for a refused obtain, the current holder's remaining time
-	// on this node (negative when the key has no expiry).
+	// on this node. It is negative when not known: the key has no expiry, or
+	// the lock is promised to another waiter and this one, in the lock's turn
+	// queue, did not read for how long (it is named when its turn comes).
 	HolderTTL time.Duration
 	// Discarded says why a yes-vote was not counted (the node is
 	// quarantined after losing its data or a clock jump); Yes is then false.
@@ -78,6 +80,8 @@ func (v NodeVote) String() string {
 		return fmt.Sprintf("%s: yes in %s", v.Addr, v.Latency.Round(time.Microsecond))
 	case v.Discarded != "":
 		return fmt.Sprintf("%s: yes discarded, %s", v.Addr, v.Discarded)
+	case v.Holder != "" && v.HolderTTL < 0:
+		return fmt.Sprintf("%s: held by %s…", v.Addr, v.Holder)
 	case v.Holder != "":
 		return fmt.Sprintf("%s: held by %s… for %s", v.Addr, v.Holder, v.HolderTTL.Round(time.Millisecond))
 	default:

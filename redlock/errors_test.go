@@ -112,14 +112,19 @@ func TestNodeVoteString(t *testing.T) {
 	for _, tc := range []struct {
 		vote redlock.NodeVote
 		want []string
+		not  string
 	}{
-		{redlock.NodeVote{Addr: "a:1"}, []string{"a:1", "no answer"}},
-		{redlock.NodeVote{Addr: "a:1", Answered: true, Err: errDown, Latency: 1500 * time.Microsecond}, []string{"a:1", "error", "1.5ms", "node down"}},
-		{redlock.NodeVote{Addr: "a:1", Answered: true, Yes: true, Latency: 250 * time.Microsecond}, []string{"a:1", "yes", "250µs"}},
-		{redlock.NodeVote{Addr: "a:1", Answered: true, Holder: "01234567", HolderTTL: 1500 * time.Millisecond}, []string{"a:1", "held by 01234567", "1.5s"}},
-		{redlock.NodeVote{Addr: "a:1", Answered: true}, []string{"a:1", "no"}},
+		{redlock.NodeVote{Addr: "a:1"}, []string{"a:1", "no answer"}, ""},
+		{redlock.NodeVote{Addr: "a:1", Answered: true, Err: errDown, Latency: 1500 * time.Microsecond}, []string{"a:1", "error", "1.5ms", "node down"}, ""},
+		{redlock.NodeVote{Addr: "a:1", Answered: true, Yes: true, Latency: 250 * time.Microsecond}, []string{"a:1", "yes", "250µs"}, ""},
+		{redlock.NodeVote{Addr: "a:1", Answered: true, Holder: "01234567", HolderTTL: 1500 * time.Millisecond}, []string{"a:1", "held by 01234567", "1.5s"}, ""},
+		{redlock.NodeVote{Addr: "a:1", Answered: true, Holder: "turn:01234567", HolderTTL: -3 * time.Millisecond}, []string{"a:1", "held by turn:01234567"}, " for "},
+		{redlock.NodeVote{Addr: "a:1", Answered: true}, []string{"a:1", "no"}, ""},
 	} {
 		got := tc.vote.String()
+		if tc.not != "" && strings.Contains(got, tc.not) {
+			t.Errorf("%+v: String() = %q, has %q", tc.vote, got, tc.not)
+		}
 		for _, w := range tc.want {
 			if !strings.Contains(got, w) {
 				t.Errorf("%+v: String() = %q, lacks %q", tc.vote, got, w)

@@ -406,6 +406,9 @@ func (n *Node) acquire(name string, keys []string, args []any, ms func(int) (tim
 	holder := e.val[:min(len(e.val), scripts.HolderIDLen)]
 	if strings.HasPrefix(e.val, scripts.Promised) {
 		holder = e.val[:min(len(e.val), len(scripts.Promised)+scripts.HolderIDLen)]
+		if join {
+			pttl = scripts.TTLUnread
+		}
 	}
 	return []any{int64(0), pttl, holder, int64(0), age}, nil
 }

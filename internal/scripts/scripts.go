@@ -35,6 +35,7 @@ import (
 var acquireSrc = strings.NewReplacer(
 	"MARKER_LIFE", strconv.FormatInt(MarkerLifeMs, 10),
 	"HOLDER_LEN", strconv.Itoa(HolderIDLen),
+	"TTL_UNREAD", strconv.Itoa(TTLUnread),
 ).Replace(acquireLua)
 
 const acquireLua = `
@@ -114,6 +115,11 @@ end
 local holder = string.sub(v, 1, HOLDER_LEN)
 if string.sub(v, 1, 5) == 'turn:' then
   holder = string.sub(v, 1, 5 + HOLDER_LEN)
+  if join then
+    -- A waiter in the queue is named when its turn comes: when another's
+    -- promise ends is no concern of its, and is not read.
+    return {0, TTL_UNREAD, holder, 0, a}
+  end
 end
 return {0, redis.call('PTTL', KEYS[1]), holder, 0, a}
 `
@@ -124,7 +130,7 @@ const MarkerLifeMs = 1_000_000_000_000
 
 // Acquire sets the lock key KEYS[1] to the token ARGV[1] with a relative
 // expiry of ARGV[2] milliseconds if the key is absent. Reply: {granted (1/0),
-// holder's PTTL in ms (-1: no expiry), the first 8 characters of the holder's
+// holder's PTTL in ms (-1: no expiry; TTLUnread: not read), the first 8 characters of the holder's
 // token (enough to tell owners apart, far too little to release their lock),
 // fence (0), boot marker age in ms}. A lock key of another
 // type is a WRONGTYPE error. A key already holding the caller's own token (a
@@ -151,6 +157,11 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0
 `}
+
+// TTLUnread is the holder's PTTL Acquire replies when it did not read it: a
+// lock promised to another waiter, refused to a waiter that joins the turn
+// queue (it is named when its turn comes, whenever the promise ends).
+const TTLUnread = -3
 
 // HolderIDLen is how many characters of the holder's token Acquire returns.
 const HolderIDLen = 8
@@ -240,7 +251,7 @@ return 0
 type AcquireReply struct {
 	Granted bool
 	// HolderTTLms is the holder's remaining time in milliseconds when not
-	// granted (-1: the key has no expiry).
+	// granted (-1: the key has no expiry; TTLUnread: not read).
 	HolderTTLms int64
 	// Holder is the start of the holder's token when not granted.
 	Holder string
