@@ -68,7 +68,9 @@ func (lk *Locker) silenced(i int, now int64) bool {
 // A timeout or refusal does not pause a node that has answered a call sent
 // after this one: the node works, and what failed was this call's way to it
 // (a connection made while the node restarted, say). Pausing it then would
-// take its vote from the rounds for a second for nothing.
+// take its vote from the rounds for a second for nothing. Nor does a
+// timeout noticed long after it fell due (stalled): the client stood still,
+// and would otherwise pause every node it had a call waiting on.
 func (lk *Locker) heard(i int, err error, sent int64) {
 	s := &lk.silent[i]
 	if err == nil {
@@ -93,10 +95,17 @@ func (lk *Locker) heard(i int, err error, sent int64) {
 		s.answeredAt(sent)
 	}
 	var timeout errNodeTimeout
-	lost := errors.As(err, &timeout) || errors.Is(err, syscall.ECONNREFUSED)
+	timedOut := errors.As(err, &timeout)
+	lost := timedOut || errors.Is(err, syscall.ECONNREFUSED)
 	switch {
 	case lost && sent < s.answered.Load():
 		// Answered since: see above.
+	case timedOut && lk.stalled(sent, timeout.timeout):
+		// The timeout was noticed long after it fell due: this client
+		// was stopped meanwhile (SIGSTOP, a debugger, a suspended VM),
+		// not the node, which may have answered in time. It says nothing
+		// about the node; the next call will.
+		s.probing.Store(false)
 	case lost:
 		s.refused.Store(!errors.As(err, &timeout))
 		s.until.Store(max(lk.sinceStart()+int64(silenceFor), 1))
@@ -107,6 +116,20 @@ func (lk *Locker) heard(i int, err error, sent int64) {
 		s.until.Store(0)
 		s.probing.Store(false)
 	}
+}
+
+// stallSlack is how late, at least, a node timeout must be noticed for the
+// lateness to be the client's own: a stopped process, not a busy one, whose
+// timers fire a few milliseconds late at worst.
+const stallSlack = 50 * time.Millisecond
+
+// stalled reports whether a call sent at sent (ns since the Locker's start)
+// that ran out timeout ends so late that this client, not the node, stood
+// still: later than its deadline by more than the timeout itself and
+// stallSlack.
+func (lk *Locker) stalled(sent int64, timeout time.Duration) bool {
+	late := time.Duration(lk.sinceStart()-sent) - timeout
+	return late > max(timeout, stallSlack)
 }
 
 // answeredAt records an answer to a call sent at sent. It is kept to the

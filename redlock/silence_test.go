@@ -159,3 +159,42 @@ func TestRefusedCallOwesNoRelease(t *testing.T) {
 		t.Fatalf("a timer is set %v ahead: a release is owed to the node whose connection was refused", next.Sub(c.clock.Now()))
 	}
 }
+
+// A timeout noticed long after it fell due is this client's stall, not the
+// node's: a process stopped (SIGSTOP, a debugger) while its calls waited
+// finds them all timed out when it resumes, and must not then skip every
+// node for a second. Here the clock jumps past the node timeout in one step,
+// as a stopped process's clock does; a node whose timeout is noticed in
+// time is paused (TestTimedOutNodeIsSkippedThenProbed).
+func TestTimeoutNoticedLateDoesNotPauseTheNode(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		step   time.Duration // how far the clock moves past the call
+		paused bool
+	}{
+		{"noticed in time", 100 * time.Millisecond, true},
+		{"noticed after a stall", 5 * time.Second, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newCluster(t, 3)
+			lk := c.locker(redlock.WithNodeTimeout(100*time.Millisecond), redlock.WithBackoff(redlock.NoRetry()))
+			node := c.nodes[2]
+			calls := func() int { n, _ := node.Calls(); return n }
+			node.HangNext(1)
+			tryRound(t, lk, "a") // its call to node 2 hangs
+			eventually(t, "a's call reaches the node", func() bool { return calls() == 1 })
+			c.clock.Advance(tc.step)
+			eventually(t, "a's call runs out the node timeout", func() bool { return node.Finished() >= 1 })
+			// A paused node owes its clean-up until the pause ends; one
+			// that is not paused gets it at once.
+			if !tc.paused {
+				eventually(t, "a's clean-up reaches the node", func() bool { return node.Finished() == 2 })
+			}
+			before := calls()
+			tryRound(t, lk, "b")
+			if asked := calls() > before; asked == tc.paused {
+				t.Fatalf("node asked after the timeout: %v, want %v", asked, !tc.paused)
+			}
+		})
+	}
+}
