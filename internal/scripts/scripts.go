@@ -130,13 +130,13 @@ const MarkerLifeMs = 1_000_000_000_000
 
 // Acquire sets the lock key KEYS[1] to the token ARGV[1] with a relative
 // expiry of ARGV[2] milliseconds if the key is absent. Reply: {granted (1/0),
-// holder's PTTL in ms (-1: no expiry; TTLUnread: not read), the first 8 characters of the holder's
-// token (enough to tell owners apart, far too little to release their lock),
-// fence (0), boot marker age in ms}. A lock key of another
-// type is a WRONGTYPE error. A key already holding the caller's own token (a
-// retried call whose reply was lost) is granted again. Called with a
-// waiter's name (ARGV[3], ARGV[4], the queue as last key), it also keeps the
-// lock's turn queue (see acquireSrc and ReleaseTurn).
+// holder's PTTL in ms (-1: no expiry; TTLUnread: not read), the first 8
+// characters of the holder's token (enough to tell owners apart, far too
+// little to release their lock), fence (0), boot marker age in ms}. A lock
+// key of another type is a WRONGTYPE error. A key already holding the
+// caller's own token (a retried call whose reply was lost) is granted again.
+// Called with a waiter's name (ARGV[3], ARGV[4], the queue as last key), it
+// also keeps the lock's turn queue (see acquireSrc and ReleaseTurn).
 var Acquire = &pool.Script{Name: "acquire", Src: acquireSrc}
 
 // AcquireFenced is Acquire that also increments the fence counter KEYS[3]
