@@ -431,9 +431,7 @@ func (lk *Locker) attempt(ctx context.Context, name, key string, ttl time.Durati
 			lk.notify.cleaningGate(key)
 		}
 		cleaned := func(r *reply) func() {
-			if owing(r.err) {
-				lk.owe(r.node, a)
-			}
+			a.oweFailed(r)
 			if r.node == g {
 				lk.notify.gateCleaned(key)
 			}
